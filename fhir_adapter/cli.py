@@ -1,0 +1,74 @@
+"""The `fhir-adapter` command line: map | validate | schema | load | serve | db ..."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+from .errors import FhirError, InputError
+
+VERSION_CHOICE = click.Choice(["R4", "R5", "r4", "r5", "4.0.1", "5.0.0"])
+
+
+def fhir_version_option(func):  # type: ignore[no-untyped-def]
+    """--fhir-version R4|R5, default R4 (what hospital EHRs speak)."""
+    return click.option("--fhir-version", "fhir_version", type=VERSION_CHOICE, default="R4",
+                        show_default=True, help="FHIR version of the output.")(func)
+
+
+def output_options(func):  # type: ignore[no-untyped-def]
+    """--output PATH and --ndjson, shared by every map command."""
+    func = click.option("--ndjson", is_flag=True,
+                        help="One resource per line instead of a collection Bundle.")(func)
+    return click.option("--output", "-o", type=click.Path(dir_okay=False),
+                        help="Write here instead of stdout (replaced only on success).")(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fhir-adapter")
+def cli() -> None:
+    """Map clinical-trial data (ClinicalTrials.gov, CDISC SDTM, our CSV/JSON) to FHIR R4/R5,
+    validate it, store it and serve it over the FHIR REST API."""
+
+
+@cli.group("map")
+def map_group() -> None:
+    """Map source files to FHIR and print (or write) the resources."""
+
+
+def _register() -> None:
+    from .commands import study, validate
+
+    map_group.add_command(study.map_study_command)
+    cli.add_command(validate.validate_command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: expected errors become one clear line and a non-zero exit."""
+    try:
+        cli.main(args=argv, prog_name="fhir-adapter", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except FhirError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        for issue in exc.issues[1:]:
+            click.echo(f"  {issue}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

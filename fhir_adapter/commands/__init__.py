@@ -1,0 +1,1 @@
+"""One module per CLI command family; `fhir_adapter.cli` registers them."""

@@ -1,0 +1,63 @@
+"""`fhir-adapter validate FILE`: a resource, a Bundle or NDJSON, every issue with its path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from ..errors import InputError, Issue
+from ..validation import FhirVersion, normalise_version, validate
+
+
+def iter_resources(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, resource) for a JSON resource, each entry of a Bundle (and the Bundle), or
+    each line of NDJSON."""
+    data = path.read_bytes()
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        doc = None
+    if doc is None:
+        for number, line in enumerate(data.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"line {number}", orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(str(path), f"neither JSON nor NDJSON ({exc})", number) from exc
+        return
+    if not isinstance(doc, dict) or "resourceType" not in doc:
+        raise InputError(str(path), "not a FHIR resource (no resourceType)")
+    yield "", doc
+
+
+def validate_file(path: Path, version: FhirVersion) -> tuple[int, list[tuple[str, Issue]]]:
+    """Validate every resource of a file; returns (resource count, located issues)."""
+    count, found = 0, []
+    for where, resource in iter_resources(path):
+        count += 1
+        for issue in validate(resource, version):
+            found.append((where, issue))
+    return count, found
+
+
+@click.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--fhir-version", "fhir_version", default="R4", show_default=True,
+              help="FHIR version to validate against (R4 or R5).")
+def validate_command(file: Path, fhir_version: str) -> None:
+    """Validate a FHIR resource, a Bundle or NDJSON; print every issue with its location."""
+    version = normalise_version(fhir_version)
+    count, found = validate_file(file, version)
+    for where, issue in found:
+        prefix = f"{file}" + (f" {where}" if where else "")
+        click.echo(f"{prefix}: {issue}")
+    if found:
+        click.echo(f"{len(found)} issue(s) in {count} resource(s): not valid FHIR {version}",
+                   err=True)
+        raise SystemExit(1)
+    click.echo(f"{file}: {count} resource(s) valid FHIR {version}")

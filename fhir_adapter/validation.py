@@ -1,0 +1,131 @@
+"""Validation of FHIR resources in the version they are served in: the `fhir.resources`
+models (structure, cardinality, primitive types) AND the official FHIR JSON schema (which
+also checks required code values, which the models do not)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import ValidationError
+
+from .errors import Issue
+
+FhirVersion = Literal["R4", "R5"]
+VERSIONS: tuple[FhirVersion, ...] = ("R4", "R5")
+FHIR_RELEASE = {"R4": "4.0.1", "R5": "5.0.0"}
+
+
+def normalise_version(value: str) -> FhirVersion:
+    """'R4', 'r4', '4.0', '4.0.1', '5.0' ... -> 'R4' | 'R5'."""
+    v = value.strip().upper().removeprefix("R")
+    if v.startswith("4"):
+        return "R4"
+    if v.startswith("5"):
+        return "R5"
+    raise ValueError(f"unsupported FHIR version {value!r} (use R4 or R5)")
+
+
+@cache
+def _schema(version: FhirVersion) -> dict[str, Any]:
+    name = "r4.schema.json" if version == "R4" else "r5.schema.json"
+    text = resources.files("fhir_adapter").joinpath("data", "schema", name).read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def schema_validator(version: FhirVersion, resource_type: str) -> jsonschema.Draft6Validator:
+    """A validator for one resource type, built once: the full schema minus its root oneOf
+    (which would try all ~150 resource types per call), pointed at one definition."""
+    full = _schema(version)
+    if resource_type not in full["definitions"]:
+        raise KeyError(resource_type)
+    root = {k: v for k, v in full.items() if k not in ("oneOf", "discriminator")}
+    root["$ref"] = f"#/definitions/{resource_type}"
+    return jsonschema.Draft6Validator(root)
+
+
+def resource_types(version: FhirVersion) -> list[str]:
+    """Every resource type the official schema of `version` defines."""
+    return sorted(_schema(version)["discriminator"]["mapping"])
+
+
+def model_class(version: FhirVersion, resource_type: str) -> Any:
+    """The fhir.resources model for a type: R4B models for R4 (same elements for ours)."""
+    if version == "R4":
+        from fhir.resources.R4B import get_fhir_model_class
+    else:
+        from fhir.resources import get_fhir_model_class
+    return get_fhir_model_class(resource_type)
+
+
+def fhirpath(resource_type: str, path: Iterable[Any]) -> str:
+    """('arm', 0, 'name') -> 'ResearchStudy.arm[0].name'."""
+    out = resource_type
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("", "__root__"):
+            out += f".{part}"
+    return out
+
+
+def validate(resource: Any, version: FhirVersion) -> list[Issue]:
+    """Every problem with `resource` in `version`, as OperationOutcome issues ([] = valid)."""
+    if not isinstance(resource, dict):
+        return [Issue("error", "structure", "a FHIR resource must be a JSON object")]
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str):
+        return [Issue("error", "required", "resourceType is missing", "resourceType")]
+    try:
+        validator = schema_validator(version, rtype)
+    except KeyError:
+        return [Issue("error", "not-supported",
+                      f"{rtype!r} is not a FHIR {version} resource type", "resourceType")]
+    issues = [
+        Issue("error", "invalid", _short(err.message), fhirpath(rtype, err.absolute_path))
+        for err in sorted(validator.iter_errors(resource), key=lambda e: list(map(str, e.path)))
+    ]
+    issues.extend(model_issues(resource, version))
+    return _dedupe(issues)
+
+
+def model_issues(resource: dict[str, Any], version: FhirVersion) -> list[Issue]:
+    """What the fhir.resources model of the type finds wrong."""
+    rtype = resource["resourceType"]
+    try:
+        model_class(version, rtype).model_validate(resource)
+    except ValidationError as exc:
+        return [
+            Issue("error", "structure", _short(err["msg"]),
+                  fhirpath(rtype, [p for p in err["loc"] if p != rtype]))
+            for err in exc.errors()
+        ]
+    except (ValueError, TypeError, LookupError) as exc:  # fhir_core raises these for bad shapes
+        return [Issue("error", "structure", _short(str(exc)), rtype)]
+    return []
+
+
+def is_valid(resource: dict[str, Any], version: FhirVersion) -> bool:
+    """True when `validate` finds nothing."""
+    return not validate(resource, version)
+
+
+def _short(message: str, limit: int = 300) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    seen: set[tuple[str | None, str]] = set()
+    out = []
+    for issue in issues:
+        key = (issue.expression, issue.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(issue)
+    return out
