@@ -122,6 +122,12 @@ def _text(field: bytes) -> str:
     try:
         return field.decode("utf-8")
     except UnicodeDecodeError:
+        pass
+    # SAS on Windows writes cp1252 (the CDISC pilot's TITLE has 0x92, a right quote);
+    # latin-1 only for the five bytes cp1252 leaves undefined.
+    try:
+        return field.decode("cp1252")
+    except UnicodeDecodeError:
         return field.decode("latin-1")
 
 
