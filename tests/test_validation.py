@@ -100,7 +100,8 @@ def _paths(node: object, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
-@settings(max_examples=150, deadline=None, report_multiple_bugs=False, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, report_multiple_bugs=False,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_compiled_schema_agrees_with_jsonschema(fixtures_dir: Path, data: st.DataObject) -> None:
     version, path = data.draw(st.sampled_from(_examples(fixtures_dir)))
