@@ -7,23 +7,8 @@ import sys
 import click
 
 from . import __version__
+from .commands.options import fhir_version_option, output_options  # noqa: F401 (re-export)
 from .errors import FhirError, InputError
-
-VERSION_CHOICE = click.Choice(["R4", "R5", "r4", "r5", "4.0.1", "5.0.0"])
-
-
-def fhir_version_option(func):  # type: ignore[no-untyped-def]
-    """--fhir-version R4|R5, default R4 (what hospital EHRs speak)."""
-    return click.option("--fhir-version", "fhir_version", type=VERSION_CHOICE, default="R4",
-                        show_default=True, help="FHIR version of the output.")(func)
-
-
-def output_options(func):  # type: ignore[no-untyped-def]
-    """--output PATH and --ndjson, shared by every map command."""
-    func = click.option("--ndjson", is_flag=True,
-                        help="One resource per line instead of a collection Bundle.")(func)
-    return click.option("--output", "-o", type=click.Path(dir_okay=False),
-                        help="Write here instead of stdout (replaced only on success).")(func)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ..cli import fhir_version_option, output_options
 from ..output import validated, write_resources
 from ..validation import FhirVersion, normalise_version
+from .options import fhir_version_option, output_options
 
 
 def study_resources(paths: list[Path], version: FhirVersion,

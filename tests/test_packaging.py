@@ -1,0 +1,40 @@
+"""A non-editable install carries the ConceptMaps, the FHIR schemas and the package data."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_is_listed_in_setup_cfg() -> None:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    found = {
+        ".".join(p.relative_to(ROOT).parent.parts)
+        for p in (ROOT / "fhir_adapter").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert found <= listed, f"add to setup.cfg [options] packages: {sorted(found - listed)}"
+
+
+def test_wheel_contains_data(tmp_path: Path) -> None:
+    # Build the wheel the way `pip install .` does (no network: the venv's setuptools).
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("fhir_adapter-*.whl"))
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    maps = {p.name for p in (ROOT / "mappings").glob("*.json")}
+    assert maps, "no ConceptMaps in mappings/"
+    assert {f"fhir_adapter/mappings/{m}" for m in maps} <= names
+    for data in ("r4.schema.json", "r5.schema.json"):
+        assert f"fhir_adapter/data/schema/{data}" in names
+    for schema in (ROOT / "fhir_adapter" / "data").glob("*.schema.json"):
+        assert f"fhir_adapter/data/{schema.name}" in names
+    assert any(n.endswith("entry_points.txt") for n in names)
