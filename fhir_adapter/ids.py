@@ -3,6 +3,7 @@ re-loading a file updates resources instead of duplicating them."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
@@ -57,7 +58,12 @@ def slug(text: str) -> str:
 def arm_link_id(arm_name: str) -> str:
     """R5 comparisonGroup.linkId of an arm: derived from its name, so enrollments that only
     know the arm name (CSV `arm`, SDTM ARM) resolve to the same comparisonGroup."""
-    return "arm-" + slug(arm_name)
+    link = "arm-" + slug(arm_name)
+    if len(link) <= 64:
+        return link
+    # A FHIR id holds at most 64 characters: keep a readable prefix, add a hash for uniqueness.
+    digest = hashlib.sha1(arm_name.encode("utf-8")).hexdigest()[:12]
+    return f"{link[:51].rstrip('-')}-{digest}"
 
 
 def subject_system(study: str) -> str:
