@@ -24,9 +24,14 @@ def map_group() -> None:
 
 
 def _register() -> None:
-    from .commands import study, validate
+    from .commands import adverse_events, study, validate
 
     map_group.add_command(study.map_study_command)
+    map_group.add_command(adverse_events.map_adverse_events_command)
+    from .commands import enrollments, schema
+
+    map_group.add_command(enrollments.map_enrollments_command)
+    cli.add_command(schema.schema_command)
     cli.add_command(validate.validate_command)
 
 

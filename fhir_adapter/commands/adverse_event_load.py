@@ -1,0 +1,123 @@
+"""The adverse-event load pipeline behind `fhir-adapter map adverse-events`, without click: open
+the source, map each record, validate, dedupe the shared Medication, and keep what the summary
+needs (kept apart from the command so tests and other callers can run it)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..output import validated
+from ..validation import FhirVersion
+
+
+class LoadReport:
+    """What a load did: counts for the summary (kept as counters, so memory stays flat),
+    warnings grouped by text, bad rows."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.counts: dict[str, Counter[str]] = {k: Counter() for k in (
+            "seriousness", "criteria met", "severity", "CTCAE grade", "outcome", "relatedness")}
+        self.subjects: set[str] = set()
+        self.warnings: Counter[str] = Counter()
+        self.first_row: dict[str, str] = {}
+        self.errors: list[InputError] = []
+        self.skipped: list[InputError] = []
+        self.source: Any = None  # the AdverseEventSource, once opened
+
+    def warn(self, text: str, where: str) -> None:
+        self.warnings[text] += 1
+        self.first_row.setdefault(text, where)
+
+    def count(self, facts: dict[str, Any]) -> None:
+        """Add one event's facts (`fhir_to_record` of what was written) to the counts."""
+        self.events += 1
+        serious = {True: "serious", False: "non-serious", None: "not given"}[facts["serious"]]
+        self.counts["seriousness"][serious] += 1
+        for flag, met in facts["criteria"].items():
+            if met:
+                self.counts["criteria met"][_criterion(flag)] += 1
+        self.counts["severity"][_label(facts["severity"])] += 1
+        grade = facts["grade"]
+        self.counts["CTCAE grade"][f"grade {grade}" if grade else "not given"] += 1
+        self.counts["outcome"][_label(facts["outcome"])] += 1
+        self.counts["relatedness"][_label(facts["relatedness"])] += 1
+
+    def summary(self, version: FhirVersion, source: str, kind: str) -> list[str]:
+        """The summary lines: events by seriousness, criteria, severity, grade, outcome."""
+        lines = [f"adverse events: {self.events} FHIR {version} AdverseEvent(s) from {source} "
+                 f"({kind}); {len(self.subjects)} subject(s); {len(self.skipped)} invalid row(s) "
+                 "skipped"]
+        order = {"seriousness": ["serious", "non-serious", "not given"],
+                 "severity": ["mild", "moderate", "severe", "not given"],
+                 "CTCAE grade": [f"grade {g}" for g in range(1, 6)] + ["not given"]}
+        for label, counts in self.counts.items():
+            if not counts and label != "criteria met":
+                continue
+            if label == "criteria met" and not self.counts["seriousness"]["serious"]:
+                continue
+            keys = order.get(label) or sorted(counts, key=lambda k: (-counts[k], k))
+            text = " | ".join(f"{k} {counts[k]}" for k in keys if counts[k]) or "none given"
+            lines.append(f"  {label:<12} {text}")
+        return lines
+
+
+def _label(term: str | None) -> str:
+    return term.lower() if term else "not given"
+
+
+def _criterion(flag: str | None) -> str:
+    """'AESHOSP' -> 'requires inpatient hospitalization' (the ConceptMap's target name)."""
+    from ..conceptmaps import translate
+
+    targets = translate("sdtm-ae-seriousness-criteria", flag or "")
+    return targets[0].display.lower() if targets and targets[0].display else str(flag)
+
+
+def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport, *,
+                            supplemental: Path | None = None, study: str | None = None,
+                            timezone: str | None = None, intervention: str | None = None,
+                            skip_invalid: bool = False) -> Iterator[dict[str, Any]]:
+    """Validated resources of one adverse-event file; bad rows stop the load at the end (so
+    every one is reported) unless `skip_invalid`."""
+    from ..mapping.adverse_event import map_adverse_event
+    from ..mapping.adverse_event_inverse import fhir_to_record
+    from ..sources.adverse_event import open_adverse_events
+
+    source = open_adverse_events(file, supplemental, study)
+    report.source = source
+    shared: set[str] = set()  # the study intervention's Medication: once per output
+    events: dict[str, int] = {}  # AdverseEvent id -> row: a key given twice is an error
+    for item in source.records:
+        if not isinstance(item, InputError):
+            mapped = map_adverse_event(item, version, timezone=timezone,
+                                       intervention=intervention)
+            event = mapped.resources[0]
+            if event["id"] in events:
+                item = InputError(item.file, f"event {item.subject_id}|{item.event_key} is "
+                                  f"already at row {events[event['id']]}", item.row,
+                                  item.columns.get("event_key"))
+        if isinstance(item, InputError):
+            if skip_invalid:
+                report.skipped.append(item)
+            else:
+                report.errors.append(item)
+            continue
+        events[event["id"]] = item.row
+        for text in mapped.warnings:
+            report.warn(text, f"{item.file}, row {item.row}")
+        fresh = [event]
+        for resource in mapped.resources[1:]:
+            if resource["id"] not in shared:
+                shared.add(resource["id"])
+                fresh.append(resource)
+        report.count(fhir_to_record(event, version))
+        report.subjects.add(item.subject_id)
+        yield from validated(fresh, version, f"{item.file}, row {item.row}")
+    if report.errors:
+        raise InputError(str(file), f"{len(report.errors)} invalid row(s): nothing written "
+                         "(--skip-invalid maps the valid rows)")

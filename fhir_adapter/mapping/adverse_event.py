@@ -1,0 +1,251 @@
+"""AdverseEventRecord -> FHIR AdverseEvent (R4 or R5), following the HL7 FHIR-to-CDISC joint
+mapping IG (AE) and the HL7 AE clinical research IG (R5) with its R4 backport.
+
+Field table (source: SDTM AE variable / our column -> R4 4.0.1 ; R5 5.0.0):
+- USUBJID|AESEQ / subject_id|event_id -> id (uuid5) + identifier (0..1) ; id + identifier[0]
+- AESPID -> not carried, warning (identifier is 0..1) ; identifier[1]
+- (fixed) -> actuality actual ; actuality actual, status completed (end date or final
+  outcome) else in-progress
+- AECAT, AESCAT / category -> category[].text ; same
+- AETERM / verbatim_term -> event.text ; code.text
+- AELLTCD+AELLT, AEPTCD+AEDECOD, codes only -> event.coding (https://www.meddra.org) ;
+  code.coding
+- every MedDRA level given, coded or not (LLT, PT, HLT, HLGT, SOC, AEBODSYS when it is not
+  the SOC) -> extension meddra-classification {llt, pt, hlt, hlgt, soc, bodySystem}
+  .valueCoding ; same. Terms without codes are kept there, never as code-less event codings.
+- USUBJID / subject_id -> subject = Patient (contract id) ; same
+- STUDYID or --study / study_id -> study = ResearchStudy (contract id) ; same
+- AESTDTC / onset_date -> date ; occurrencePeriod.start
+- AEENDTC / end_date -> extension xver AdverseEvent.occurrence valuePeriod {start, end} ;
+  occurrencePeriod.end
+- AEDTC / recorded_date -> recordedDate ; recordedDate
+- AESER / serious -> seriousness Serious|Non-serious ; seriousness serious|non-serious
+- AESDTH, AESLIFE, AESHOSP, AESDISAB, AESCONG, AESMIE (+ AESCAN, AESOD) / criteria columns,
+  serious events only -> extension (backport) seriousness-criteria {criterionCode (NCIt),
+  criterionPresent} ; extension (ae-research) seriousness-criteria, same shape
+- AESEV / severity -> severity ; extension ae-severity
+- AETOXGR / ctcae_grade -> extension (backport) ae-grade (NCIt) ; extension ae-grade (NCIt)
+- AEOUT / outcome; AESDTH=Y with blank AEOUT -> FATAL -> outcome (adverse-event-outcome) ;
+  outcome[] (NCIt codes of the THO clinical-research outcomes)
+- AEREL / relatedness, towards --intervention / intervention -> suspectEntity {instance =
+  Medication, causality.assessment (NCIt)} ; suspectEntity {instanceCodeableConcept (or the
+  ResearchStudy when unnamed), causality.entityRelatedness (NCIt)}
+- AEACN (+ SUPPAE AEACNn) / action_taken -> extension (backport) mitigating-action {item} ;
+  mitigatingAction[].itemCodeableConcept
+- expected -> extension (backport) expected-in-research-study ; expectedInResearchStudy
+
+(backport) = HL7 AE clinical research R4 backport IG 1.0.1 extensions, (ae-research) = the R5
+IG 1.0.1 extensions (BACKPORT, AE_RESEARCH below); xver = the R5-in-R4 cross-version extension.
+Code translations are the sdtm-ae*.json ConceptMaps. Never invented: a grade from a severity
+(or back), a seriousness from nothing, a MedDRA coding without a code. Times without a UTC
+offset get `timezone` or keep their date (fhir_adapter.dates); every such choice is a warning.
+Why Patient and not ResearchSubject as subject in R5 (the AE research IG allows both): every
+mapping of this project and every R4 consumer joins on Patient; the ResearchSubject links the
+same Patient to the study.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import ids
+from ..dates import parse_date, to_fhir_datetime
+from ..sources.adverse_event import AdverseEventRecord
+from ..validation import FhirVersion
+from . import Mapped
+from .adverse_event_codes import AE_RESEARCH, BACKPORT, ICH_CRITERIA, Codes
+
+__all__ = ["AE_RESEARCH", "BACKPORT", "MEDDRA_EXT", "XVER_OCCURRENCE", "map_adverse_event",
+           "medication"]
+
+MEDDRA = "https://www.meddra.org"
+XVER_OCCURRENCE = "http://hl7.org/fhir/5.0/StructureDefinition/extension-AdverseEvent.occurrence"
+MEDDRA_EXT = "https://fhir-adapter.dev/fhir/StructureDefinition/meddra-classification"
+FINAL_OUTCOMES = {"RECOVERED/RESOLVED", "RECOVERED/RESOLVED WITH SEQUELAE", "FATAL"}
+
+
+def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
+                      timezone: str | None = None, intervention: str | None = None) -> Mapped:
+    """One adverse event -> [AdverseEvent] (+ the study intervention's Medication in R4)."""
+    out = Mapped()
+    system = ids.subject_system(record.study)
+    key = f"{record.subject_id}|{record.event_key}"
+    ae: dict[str, Any] = {"resourceType": "AdverseEvent",
+                          "id": ids.resource_id("AdverseEvent", system, key)}
+    identifiers = [{"system": f"{system}:adverse-event", "value": key}]
+    if record.sponsor_id:
+        if version == "R5":
+            identifiers.append({"system": f"{system}:aespid",
+                                "value": f"{record.subject_id}|{record.sponsor_id}"})
+        else:
+            out.warnings.append("AESPID is not carried in R4 (AdverseEvent.identifier is 0..1 "
+                                "and holds the subject|sequence key)")
+    onset = _datetime(record, "onset", timezone, out)
+    end = _datetime(record, "end", timezone, out)
+    recorded = _datetime(record, "recorded", timezone, out)
+    serious = _serious(record, out)
+    outcome = _outcome(record, out)
+    parts = Codes(record, version, out)
+    name = record.intervention or intervention
+    study_ref = {"reference": f"ResearchStudy/{ids.study_resource_id(record.study)}"}
+    subject = {"reference": f"Patient/{ids.resource_id('Patient', system, record.subject_id)}"}
+    categories = [{"text": c} for c in record.categories]
+    event = _event(record)
+    if version == "R4":
+        ext = []
+        if end:
+            ext.append({"url": XVER_OCCURRENCE, "valuePeriod": _period(onset, end)})
+        ext += parts.grade(BACKPORT) + parts.criteria(BACKPORT, serious)
+        if record.expected is not None:
+            ext.append({"url": BACKPORT + "expected-in-research-study",
+                        "valueBoolean": record.expected})
+        ext += [{"url": BACKPORT + "mitigating-action",
+                 "extension": [{"url": "item", "valueCodeableConcept": cc}]}
+                for cc in parts.actions()]
+        ext += _meddra_extension(record)
+        ae.update(_compact(extension=ext, identifier=identifiers[0], actuality="actual",
+                           category=categories, event=event, subject=subject, date=onset,
+                           recordedDate=recorded))
+        ae.update(_compact(seriousness=parts.seriousness(serious), severity=parts.severity(),
+                           outcome=parts.outcome(outcome),
+                           suspectEntity=_suspect_r4(record, name, parts, out),
+                           study=[study_ref]))
+    else:
+        ext = (parts.severity_extension() + parts.grade(AE_RESEARCH)
+               + parts.criteria(AE_RESEARCH, serious) + _meddra_extension(record))
+        final = bool(end) or outcome in FINAL_OUTCOMES
+        outcome_cc = parts.outcome(outcome)
+        ae.update(_compact(
+            extension=ext, identifier=identifiers,
+            status="completed" if final else "in-progress", actuality="actual",
+            category=categories, code=event, subject=subject,
+            occurrencePeriod=_period(onset, end), recordedDate=recorded,
+            seriousness=parts.seriousness(serious),
+            outcome=[outcome_cc] if outcome_cc else None, study=[study_ref],
+            expectedInResearchStudy=record.expected,
+            suspectEntity=_suspect_r5(record, name, parts, study_ref),
+            mitigatingAction=[{"itemCodeableConcept": cc} for cc in parts.actions()]))
+    out.resources.append(ae)
+    if version == "R4" and name:
+        out.resources.append(medication(record.study, name))
+    return out
+
+
+def medication(study: str, name: str) -> dict[str, Any]:
+    """The R4 Medication standing for a study intervention (contract id, code.text = name)."""
+    system, value = ids.study_key(study)
+    return {"resourceType": "Medication",
+            "id": ids.resource_id("Medication", system, f"{value}|{name}"),
+            "code": {"text": name}}
+
+
+def _serious(record: AdverseEventRecord, out: Mapped) -> bool | None:
+    if record.serious is not None:
+        return record.serious
+    if any(record.criteria.get(c) for c in ICH_CRITERIA):
+        out.warnings.append(f"{_col(record, 'serious')} is blank but a seriousness criterion is "
+                            "met: written as serious")
+        return True
+    out.warnings.append(f"{_col(record, 'serious')} not given: no seriousness written")
+    return None
+
+
+def _outcome(record: AdverseEventRecord, out: Mapped) -> str | None:
+    """AEOUT, or FATAL from AESDTH=Y when AEOUT is blank (joint mapping IG); a contradiction
+    keeps AEOUT and says so."""
+    death = record.criteria.get("AESDTH")
+    column = _col(record, "outcome")
+    if record.outcome is None and death:
+        out.warnings.append(f"{column} is blank and the event resulted in death: outcome fatal")
+        return "FATAL"
+    if death and record.outcome != "FATAL":
+        out.warnings.append(f"event resulted in death but {column} is {record.outcome}: "
+                            f"kept {column}")
+    elif death is False and record.outcome == "FATAL":
+        out.warnings.append(f"{column} is FATAL but the death criterion is N: kept {column}")
+    return record.outcome
+
+
+def _datetime(record: AdverseEventRecord, name: str, timezone: str | None,
+              out: Mapped) -> str | None:
+    value = getattr(record, name)
+    text, note = to_fhir_datetime(value, timezone)
+    column = _col(record, name)
+    if note:
+        out.warnings.append(f"{column} {note}")
+    elif value and timezone:
+        parsed = parse_date(value)
+        if parsed.minute is not None and parsed.offset is None:
+            out.warnings.append(f"{column} has a time of day without UTC offset: placed in "
+                                f"timezone {timezone}")
+    return text
+
+
+def _suspect_r4(record: AdverseEventRecord, name: str | None, parts: Codes,
+                out: Mapped) -> list[dict] | None:
+    related = parts.relatedness()
+    if not related and not name:
+        return None
+    if name:
+        med = medication(record.study, name)
+        instance = {"reference": f"Medication/{med['id']}", "display": name}
+    else:
+        out.warnings.append("no intervention name (--intervention or the intervention column): "
+                            "R4 suspectEntity.instance names no resource")
+        instance = {"display": "study intervention (not named in the source)"}
+    entity: dict[str, Any] = {"instance": instance}
+    if related:
+        entity["causality"] = [{"assessment": related}]
+    return [entity]
+
+
+def _suspect_r5(record: AdverseEventRecord, name: str | None, parts: Codes,
+                study_ref: dict) -> list[dict] | None:
+    related = parts.relatedness()
+    if not related and not name:
+        return None
+    # Without a name the suspect is "what this study gave": the R5 instance may be the study.
+    entity: dict[str, Any] = ({"instanceCodeableConcept": {"text": name}} if name
+                              else {"instanceReference": study_ref})
+    if related:
+        entity["causality"] = {"entityRelatedness": related}
+    return [entity]
+
+
+def _event(record: AdverseEventRecord) -> dict:
+    codings: list[dict] = []
+    for term in record.meddra:
+        # An LLT that is its own PT has the PT's code: one coding, not two.
+        if term.level in ("llt", "pt") and term.code and all(
+                c["code"] != term.code for c in codings):
+            codings.append(_meddra_coding(term.code, term.term))
+    return _compact(coding=codings, text=record.verbatim_term)
+
+
+def _meddra_extension(record: AdverseEventRecord) -> list[dict]:
+    terms = list(record.meddra)
+    soc = next((t for t in terms if t.level == "soc"), None)
+    body = next((t for t in terms if t.level == "bodySystem"), None)
+    if soc and body and (soc.term, soc.code) == (body.term, body.code):
+        terms.remove(body)  # AEBODSYS repeats the primary SOC: nothing is lost
+    if not terms:
+        return []
+    return [{"url": MEDDRA_EXT, "extension": [
+        {"url": t.level, "valueCoding": _meddra_coding(t.code, t.term)} for t in terms]}]
+
+
+def _meddra_coding(code: str | None, term: str | None) -> dict:
+    return _compact(system=MEDDRA, code=code, display=term)
+
+
+def _period(start: str | None, end: str | None) -> dict | None:
+    return _compact(start=start, end=end) or None
+
+
+def _col(record: AdverseEventRecord, name: str) -> str:
+    return record.columns.get(name, name)
+
+
+def _compact(**values: Any) -> dict[str, Any]:
+    """The given elements in order, without absent (None or empty) ones."""
+    return {k: v for k, v in values.items() if v is not None and v != [] and v != {}}

@@ -1,0 +1,87 @@
+"""The coded parts of an AdverseEvent: seriousness and its criteria, severity, CTCAE grade,
+outcome, relatedness and actions, each looked up in its ConceptMap (mappings/sdtm-ae*.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..conceptmaps import lookup, translate
+from ..sources.adverse_event import CRITERIA, AdverseEventRecord
+from ..validation import FhirVersion
+from . import Mapped
+
+BACKPORT = "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/"
+AE_RESEARCH = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/"
+ICH_CRITERIA = CRITERIA[:6]  # AESCAN and AESOD are older, non-ICH flags
+
+
+class Codes:
+    """The coded parts of one record in one version, through the sdtm-ae*.json ConceptMaps."""
+
+    def __init__(self, record: AdverseEventRecord, version: FhirVersion, out: Mapped) -> None:
+        self.record, self.version, self.out = record, version, out
+        self.v = version.lower()
+
+    def seriousness(self, serious: bool | None) -> dict | None:
+        """seriousness: R4 Serious/Non-serious, R5 serious/non-serious."""
+        if serious is None:
+            return None
+        return _cc(lookup(f"sdtm-aeser-seriousness-{self.v}", "Y" if serious else "N"))
+
+    def severity(self) -> dict | None:
+        """The THO adverse-event-severity concept of AESEV (R4 element, R5 extension)."""
+        return _cc(lookup("sdtm-aesev-severity", self.record.severity)) \
+            if self.record.severity else None
+
+    def severity_extension(self) -> list[dict]:
+        """R5: the ae-severity extension, since the element was removed."""
+        cc = self.severity()
+        return [{"url": AE_RESEARCH + "ae-severity", "valueCodeableConcept": cc}] if cc else []
+
+    def grade(self, base: str) -> list[dict]:
+        """The ae-grade extension (NCIt CTCAE grade) of `base` IG, only when graded."""
+        if self.record.grade is None:
+            return []
+        cc = _cc(lookup("sdtm-aetoxgr-ctcae-grade", str(self.record.grade)))
+        return [{"url": base + "ae-grade", "valueCodeableConcept": cc}]
+
+    def outcome(self, outcome: str | None) -> dict | None:
+        """R4 adverse-event-outcome or R5 NCIt outcome of a CDISC AEOUT term."""
+        return _cc(lookup(f"sdtm-aeout-outcome-{self.v}", outcome)) if outcome else None
+
+    def relatedness(self) -> dict | None:
+        """NCIt relatedness, with the investigator's own term as text."""
+        if not self.record.relatedness:
+            return None
+        cc = _cc(lookup("sdtm-aerel-relatedness", self.record.relatedness))
+        return {**cc, "text": self.record.relatedness}
+
+    def actions(self) -> list[dict]:
+        """One concept per action taken with the study treatment."""
+        return [_cc(lookup("sdtm-aeacn-action-taken", a)) for a in self.record.actions]
+
+    def criteria(self, base: str, serious: bool | None) -> list[dict]:
+        """seriousness-criteria extensions: only for serious events (IG invariant
+        aeClinRes-seriousness-1), one per criterion the source assessed."""
+        given = self.record.criteria
+        if not serious:
+            for flag in (c for c, v in given.items() if v):
+                self.out.warnings.append(f"{flag} is Y on an event not marked serious: "
+                                         "not written (criteria go with serious events)")
+            return []
+        if not any(c in given for c in ICH_CRITERIA):
+            self.out.warnings.append("serious event without any seriousness criterion given")
+        out = []
+        for flag in CRITERIA:
+            if flag not in given:
+                continue
+            target = translate("sdtm-ae-seriousness-criteria", flag)[0]
+            code = _cc(target) if target.code else {"text": target.display}
+            out.append({"url": base + "seriousness-criteria", "extension": [
+                {"url": "criterionCode", "valueCodeableConcept": code},
+                {"url": "criterionPresent", "valueBoolean": given[flag]}]})
+        return out
+
+
+def _cc(target: Any) -> dict:
+    return {"coding": [target.coding()]}
