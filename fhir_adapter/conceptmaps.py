@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,17 @@ class UnmappedCode(KeyError):
         return self.args[0]
 
 
-def mappings_dirs() -> list[Path]:
+def mappings_dirs() -> list[Traversable]:
     """Folders holding ConceptMaps: ours (source checkout or installed), then the site's."""
     here = Path(__file__).resolve().parent
     checkout = here.parent / "mappings"
+    dirs: list[Traversable]
     if checkout.is_dir() and any(checkout.glob("*.json")):
         dirs = [checkout]
     else:
-        dirs = [Path(str(resources.files("fhir_adapter.mappings")))]
+        # Installed: mappings/ has no __init__.py, so this is a namespace package whose
+        # files() is a MultiplexedPath, not a Path: walk it as a Traversable.
+        dirs = [resources.files("fhir_adapter.mappings")]
     extra = os.environ.get("FHIR_ADAPTER_MAPPINGS")
     if extra:
         dirs.append(Path(extra))
@@ -69,7 +73,8 @@ def all_maps() -> dict[str, dict[str, Any]]:
     """Every ConceptMap by id, later folders overriding earlier ones."""
     maps: dict[str, dict[str, Any]] = {}
     for folder in mappings_dirs():
-        for path in sorted(folder.glob("*.json")):
+        for path in sorted((p for p in folder.iterdir() if p.name.endswith(".json")),
+                           key=lambda p: p.name):
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("resourceType") != "ConceptMap" or "id" not in data:
                 raise ValueError(f"{path}: not a ConceptMap with an id")
