@@ -1,0 +1,137 @@
+"""The store contract: what the gateway, the loader and the exporter may ask of a backend.
+
+One implementation (SQLAlchemy Core) serves SQLite and PostgreSQL; this Protocol is what
+the rest of the code depends on. A resource is stored once per logical id with one JSON
+representation per FHIR version it can be served in (mapped data carries both R4 and R5;
+a resource a client wrote carries the version it was written in, plus the other when a
+conversion exists). Bytes are canonical and validated at write time; reads serve them as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+FhirVersion = Literal["R4", "R5"]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One version of one resource as stored: its bytes per FHIR version, meta facts."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: str  # FHIR instant, UTC, e.g. 2026-11-25T13:00:00.123Z
+    deleted: bool
+    body: Mapping[str, bytes]  # FHIR version -> canonical JSON bytes (with meta filled in)
+    method: str = "PUT"  # POST | PUT | DELETE: for history entries
+
+    def json(self, version: FhirVersion) -> bytes:
+        """Bytes in `version`; KeyError when the resource has no such representation."""
+        return self.body[version]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: created, updated, or nothing (content unchanged: same version)."""
+
+    stored: Stored
+    outcome: Literal["created", "updated", "unchanged"]
+
+
+@dataclass
+class SearchQuery:
+    """A parsed FHIR search: parameters as (name[:modifier], value) pairs in request order."""
+
+    resource_type: str
+    version: FhirVersion
+    params: list[tuple[str, str]] = field(default_factory=list)
+    count: int = 20
+    offset: int = 0
+    sort: list[str] = field(default_factory=list)  # e.g. ["-date", "_id"]
+    total: Literal["none", "estimate", "accurate"] = "accurate"
+    strict: bool = False  # Prefer: handling=strict -> unknown parameters are errors
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of matches (stable order) and the total when asked for."""
+
+    matches: Sequence[Stored]
+    total: int | None
+    ignored: Sequence[str] = ()  # parameters ignored under lenient handling
+
+
+class Store(Protocol):
+    """Atomic per call; `transaction()` groups calls into one all-or-nothing unit.
+
+    Writes validate every representation (errors.InvalidResource with one issue per problem)
+    unless `validate=False` (callers that validated already, e.g. the loader), fill in
+    id and meta.versionId/lastUpdated, and store canonical bytes (store.canonical.dumps:
+    element order and decimal text as given). Parse request bodies with
+    store.canonical.loads so decimals keep their text. The indexed search parameters per
+    version and type: store.searchparams.search_params(version, type) -> {code: SearchParam
+    (code, type, url, description, expression, targets)}.
+    """
+
+    def create(self, resources: Mapping[str, dict[str, Any]], *,
+               if_none_exist: str | None = None, version: FhirVersion | None = None,
+               validate: bool = True) -> WriteResult:
+        """New resource from its representations {"R4": {...}, "R5": {...}} (same type and
+        id in each); the id is the caller's (deterministic) or generated when absent; an id
+        that exists already -> errors.Conflict. `if_none_exist` ('identifier=sys|val', in
+        the parameter names of `version`, default: the only representation, else R4): one
+        match -> WriteResult(that resource, "unchanged"), several -> PreconditionFailed;
+        concurrent equal conditional creates write exactly once (serialised in the DB)."""
+
+    def update(self, resources: Mapping[str, dict[str, Any]], *,
+               if_match: int | None = None, validate: bool = True) -> WriteResult:
+        """Create-or-update by type and id; unchanged content keeps the version (outcome
+        "unchanged", nothing written). `if_match` (the version the client read) is checked
+        atomically: a mismatch, a concurrent winner or a missing resource ->
+        errors.PreconditionFailed. Updating a deleted resource revives it ("created")."""
+
+    def read(self, resource_type: str, id: str) -> Stored:
+        """Current version; raises errors.NotFound or errors.Gone (deleted)."""
+
+    def vread(self, resource_type: str, id: str, version_id: int) -> Stored:
+        """One version; NotFound (no such version) or Gone (the version is a deletion)."""
+
+    def delete(self, resource_type: str, id: str) -> Stored | None:
+        """Tombstone; returns it, or None when there was nothing to delete."""
+
+    def history(self, resource_type: str | None = None, id: str | None = None, *,
+                since: str | None = None, count: int = 50, offset: int = 0) -> list[Stored]:
+        """Versions newest first (instance/type/system); deletions have deleted=True and no
+        body; `since` is inclusive."""
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Matches carry the bytes of query.version only; resources without a
+        representation in that version never match. Unknown parameters are listed in
+        `ignored` (strict -> errors.BadRequest); bad values and unsupported modifiers ->
+        errors.BadRequest. Result parameters (_count, _sort, _include, ...) are skipped."""
+
+    def transaction(self) -> AbstractContextManager[Store]:
+        """A unit of work: every write inside commits together or not at all."""
+
+    def lock(self, key: str) -> None:
+        """Inside transaction(): serialise with every other unit locking the same key until
+        commit, e.g. f"{type}?{criteria}" around a conditional update's search-then-write."""
+
+    def references_from(self, sources: Sequence[Stored], version: FhirVersion, param: str,
+                        target_type: str | None = None, limit: int = 1000) -> list[Stored]:
+        """_include: current resources the reference parameter `param` of `sources` points
+        at (only `target_type` if given), from the index."""
+
+    def referencing(self, resource_type: str, version: FhirVersion, param: str,
+                    targets: Sequence[Stored], limit: int = 1000) -> list[Stored]:
+        """_revinclude: current `resource_type` resources whose `param` points at `targets`."""
+
+    def analyze(self) -> None:
+        """Refresh the planner statistics (after bulk loads)."""
+
+    def iter_all(self, resource_types: Sequence[str] | None = None) -> Iterator[Stored]:
+        """Every current resource, streamed (bulk export)."""

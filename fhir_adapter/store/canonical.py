@@ -1,0 +1,86 @@
+"""Canonical JSON: what a client wrote is what it reads back.
+
+`loads` keeps every decimal as written (`1.50` stays `1.50`, not `1.5`) by parsing numbers
+with a fraction or exponent into `Decimal` text-preserving floats, which validators accept as
+floats and `dumps` writes back verbatim. Strings (instants with `Z`, extensions, element
+order) pass through untouched. The gateway and `load bundle` parse request bodies with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+
+class JsonDecimal(float):
+    """A float that remembers the text it was parsed from (for lossless re-serialisation)."""
+
+    __slots__ = ("text",)
+
+    def __new__(cls, text: str) -> JsonDecimal:
+        value = super().__new__(cls, text)
+        value.text = text
+        return value
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON keeping decimal text (NaN and Infinity are errors, as in JSON proper)."""
+    return json.loads(data, parse_float=JsonDecimal, parse_constant=_reject_constant)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, JsonDecimal):
+        return orjson.Fragment(value.text)
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"cannot serialise {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes, keys in the order given, decimals as parsed."""
+    return orjson.dumps(value, default=_default)
+
+
+def without_version_meta(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The resource minus meta.versionId / meta.lastUpdated (the store owns those)."""
+    out = dict(resource)
+    meta = out.get("meta")
+    if isinstance(meta, dict):
+        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        if rest:
+            out["meta"] = rest
+        else:
+            del out["meta"]
+    return out
+
+
+def with_meta(resource: Mapping[str, Any], rid: str, version_id: int,
+              last_updated: str) -> dict[str, Any]:
+    """The resource with its id and meta.versionId/lastUpdated, in FHIR element order:
+    resourceType, id, meta (versionId, lastUpdated, then the client's meta), the rest."""
+    meta = {"versionId": str(version_id), "lastUpdated": last_updated,
+            **{k: v for k, v in (resource.get("meta") or {}).items()
+               if k not in ("versionId", "lastUpdated")}}
+    out: dict[str, Any] = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
+    out.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    return out
+
+
+def content_hash(bodies: Mapping[str, bytes]) -> str:
+    """One digest over every representation: equal digests = nothing to write."""
+    digest = hashlib.sha256()
+    for version in sorted(bodies):
+        digest.update(version.encode() + b"\0" + bodies[version] + b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,225 @@
+"""The read side of the store: read, vread, history, search, includes, export streams.
+Everything returns stored bytes; nothing is parsed or re-serialised."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, false, func, select, tuple_
+
+from ..errors import BadRequest, Gone, NotFound
+from .base import FhirVersion, SearchQuery, SearchResult, Stored
+from .schema import index_tables, resource_bodies
+from .schema import resource_versions as versions
+from .schema import resources as res
+from .search import plan
+from .searchparams import search_params
+from .values import date_range, epoch_to_instant
+
+body = resource_bodies
+
+
+def _body_join(version: FhirVersion | None = None) -> Any:
+    on = [body.c.res_type == res.c.res_type, body.c.res_id == res.c.res_id,
+          body.c.version_id == res.c.version_id]
+    if version:
+        on.append(body.c.fhir_version == version)
+    return res.join(body, and_(*on))
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else bytes(value)
+
+
+def search_statements(query: SearchQuery) -> tuple[Any, Any, tuple[str, ...]]:
+    """(count statement, page statement, ignored parameters) of a search."""
+    p = plan(query)
+    where = [res.c.res_type == query.resource_type, res.c.deleted == false(), *p.where]
+    joined = _body_join(query.version)
+    count = select(func.count()).select_from(joined).where(*where)
+    page = (select(res.c.res_id, res.c.version_id, res.c.last_updated, body.c.body)
+            .select_from(joined).where(*where).order_by(*p.order_by)
+            .limit(query.count).offset(max(query.offset, 0)))
+    return count, page, tuple(p.ignored)
+
+
+class Reader:
+    """Read operations over an engine, or over one connection inside a transaction."""
+
+    def __init__(self, engine: Engine, conn: Connection | None = None) -> None:
+        self.engine = engine
+        self._conn = conn
+
+    @contextmanager
+    def _unit(self, write: bool = False) -> Iterator[Connection]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self.engine.connect() as conn:
+            if write:
+                conn.execution_options(fhir_write=True)  # SQLite: BEGIN IMMEDIATE
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    # -- read, vread -----------------------------------------------------------------------
+
+    def read(self, resource_type: str, id: str) -> Stored:
+        """Current version; raises errors.NotFound or errors.Gone (deleted)."""
+        with self._unit() as conn:
+            return self._read(conn, resource_type, id)
+
+    def _read(self, conn: Connection, rtype: str, rid: str) -> Stored:
+        row = conn.execute(select(res.c.version_id, res.c.deleted).where(
+            res.c.res_type == rtype, res.c.res_id == rid)).first()
+        if row is None or row.version_id == 0:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        return self._version(conn, rtype, rid, row.version_id)
+
+    def vread(self, resource_type: str, id: str, version_id: int) -> Stored:
+        """One version; NotFound if there is no such version, Gone if it is a deletion."""
+        with self._unit() as conn:
+            return self._version(conn, resource_type, id, version_id)
+
+    def _version(self, conn: Connection, rtype: str, rid: str, vid: int) -> Stored:
+        row = conn.execute(select(versions).where(
+            versions.c.res_type == rtype, versions.c.res_id == rid,
+            versions.c.version_id == vid)).first()
+        if row is None:
+            raise NotFound(f"{rtype}/{rid} has no version {vid}")
+        if row.deleted:
+            raise Gone(f"{rtype}/{rid} was deleted (version {vid})",
+                       headers={"ETag": f'W/"{vid}"'})
+        bodies = conn.execute(select(body.c.fhir_version, body.c.body).where(
+            body.c.res_type == rtype, body.c.res_id == rid, body.c.version_id == vid)).all()
+        return Stored(rtype, rid, vid, row.last_updated, False,
+                      {b.fhir_version: _bytes(b.body) for b in bodies}, row.method)
+
+    # -- history -----------------------------------------------------------------------------
+
+    def history(self, resource_type: str | None = None, id: str | None = None, *,
+                since: str | None = None, count: int = 50, offset: int = 0) -> list[Stored]:
+        """Versions newest first (instance, type or system history); tombstones included
+        (deleted=True, no body). `since`: a FHIR instant/date, inclusive."""
+        query = select(versions).order_by(versions.c.seq.desc()).limit(count).offset(offset)
+        if resource_type:
+            query = query.where(versions.c.res_type == resource_type)
+        if id:
+            query = query.where(versions.c.res_id == id)
+        if since:
+            try:
+                start = epoch_to_instant(date_range(since)[0])
+            except ValueError as exc:
+                raise BadRequest(f"invalid _since {since!r}") from exc
+            query = query.where(versions.c.last_updated >= start)
+        with self._unit() as conn:
+            rows = conn.execute(query).all()
+            keys = [(r.res_type, r.res_id, r.version_id) for r in rows if not r.deleted]
+            found: dict[tuple[str, str, int], dict[str, bytes]] = {}
+            if keys:
+                for b in conn.execute(select(body).where(tuple_(
+                        body.c.res_type, body.c.res_id, body.c.version_id).in_(keys))):
+                    found.setdefault((b.res_type, b.res_id, b.version_id), {})[
+                        b.fhir_version] = _bytes(b.body)
+        return [Stored(r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted,
+                       found.get((r.res_type, r.res_id, r.version_id), {}), r.method)
+                for r in rows]
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        """One page of current, non-deleted matches in query.version (each Stored carries
+        that version's bytes), in a stable order, with the total unless total='none'."""
+        with self._unit() as conn:
+            return self._search(conn, query)
+
+    def _search(self, conn: Connection, query: SearchQuery) -> SearchResult:
+        count, page, ignored = search_statements(query)
+        total = None if query.total == "none" else conn.execute(count).scalar_one()
+        rows = [] if query.count <= 0 else conn.execute(page).all()
+        matches = [Stored(query.resource_type, r.res_id, r.version_id, r.last_updated, False,
+                          {query.version: _bytes(r.body)}) for r in rows]
+        return SearchResult(matches, total, ignored)
+
+    # -- _include / _revinclude ------------------------------------------------------------
+
+    def _reference_param(self, version: FhirVersion, rtype: str, param: str) -> None:
+        found = search_params(version, rtype).get(param)
+        if found is None or found.type != "reference":
+            raise BadRequest(f"{rtype}:{param} is not a reference search parameter ({version})")
+
+    def references_from(self, sources: Sequence[Stored], version: FhirVersion, param: str,
+                        target_type: str | None = None, limit: int = 1000) -> list[Stored]:
+        """_include: the current resources that `param` of `sources` points at (optionally
+        only of `target_type`), in `version`."""
+        t = index_tables["reference"]
+        targets: set[tuple[str, str]] = set()
+        with self._unit() as conn:
+            for rtype in sorted({s.resource_type for s in sources}):
+                self._reference_param(version, rtype, param)
+                ids = [s.id for s in sources if s.resource_type == rtype]
+                query = select(t.c.target_type, t.c.target_id).where(
+                    t.c.fhir_version == version, t.c.res_type == rtype, t.c.param == param,
+                    t.c.res_id.in_(ids), t.c.target_id.is_not(None),
+                    t.c.target_type.is_not(None))
+                if target_type:
+                    query = query.where(t.c.target_type == target_type)
+                targets.update((r.target_type, r.target_id) for r in conn.execute(query))
+            if not targets:
+                return []
+            return self._current(conn, version, tuple_(res.c.res_type, res.c.res_id).in_(
+                sorted(targets)), limit)
+
+    def referencing(self, resource_type: str, version: FhirVersion, param: str,
+                    targets: Sequence[Stored], limit: int = 1000) -> list[Stored]:
+        """_revinclude: current `resource_type` resources whose `param` points at `targets`."""
+        self._reference_param(version, resource_type, param)
+        if not targets:
+            return []
+        t = index_tables["reference"]
+        sub = select(t.c.res_id).where(
+            t.c.fhir_version == version, t.c.res_type == resource_type, t.c.param == param,
+            tuple_(t.c.target_type, t.c.target_id).in_(
+                sorted({(s.resource_type, s.id) for s in targets})))
+        with self._unit() as conn:
+            return self._current(conn, version, and_(res.c.res_type == resource_type,
+                                                     res.c.res_id.in_(sub)), limit)
+
+    def _current(self, conn: Connection, version: FhirVersion, cond: Any,
+                 limit: int) -> list[Stored]:
+        rows = conn.execute(
+            select(res.c.res_type, res.c.res_id, res.c.version_id, res.c.last_updated,
+                   body.c.body).select_from(_body_join(version))
+            .where(cond, res.c.deleted == false())
+            .order_by(res.c.res_type, res.c.res_id).limit(limit)).all()
+        return [Stored(r.res_type, r.res_id, r.version_id, r.last_updated, False,
+                       {version: _bytes(r.body)}) for r in rows]
+
+    # -- export ----------------------------------------------------------------------------
+
+    def iter_all(self, resource_types: Sequence[str] | None = None) -> Iterator[Stored]:
+        """Every current resource with all its representations, streamed in (type, id)
+        order: memory stays flat however many there are."""
+        query = (select(res.c.res_type, res.c.res_id, res.c.version_id, res.c.last_updated,
+                        body.c.fhir_version, body.c.body)
+                 .select_from(_body_join()).where(res.c.deleted == false())
+                 .order_by(res.c.res_type, res.c.res_id, body.c.fhir_version))
+        if resource_types:
+            query = query.where(res.c.res_type.in_(list(resource_types)))
+        with self._unit() as conn:
+            rows = conn.execute(query.execution_options(stream_results=True, yield_per=500))
+            current: Any = None
+            bodies: dict[str, bytes] = {}
+            for row in rows:
+                if current is not None and (row.res_type, row.res_id) != current[:2]:
+                    yield Stored(*current, False, bodies)
+                    bodies = {}
+                current = (row.res_type, row.res_id, row.version_id, row.last_updated)
+                bodies[row.fhir_version] = _bytes(row.body)
+            if current is not None:
+                yield Stored(*current, False, bodies)

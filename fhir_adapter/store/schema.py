@@ -1,0 +1,170 @@
+"""Tables of the store, one definition for SQLite and PostgreSQL, and the engine set-up.
+
+resources          one row per logical resource: current version, tombstone flag, content hash
+resource_versions  one row per version (history): when, how (POST/PUT/DELETE)
+resource_bodies    canonical JSON bytes per version and FHIR version, served verbatim
+                   (bytea, not JSONB: JSONB would reorder keys and rewrite decimals)
+locks              named rows that serialise conditional writes (If-None-Exist)
+idx_*              search index of current versions, one table per parameter type, each row
+                   keyed by (res_type, res_id, fhir_version, param, grp)
+"""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+
+metadata = MetaData()
+
+# Byte-order comparison on PostgreSQL too, so prefix ranges and instant text sort as in SQLite.
+TEXT_C = Text().with_variant(Text(collation="C"), "postgresql")
+KEY = String(64).with_variant(String(64, collation="C"), "postgresql")
+SEQ = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+resources = Table(
+    "resources", metadata,
+    Column("res_type", KEY, primary_key=True),
+    Column("res_id", KEY, primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("last_updated", TEXT_C, nullable=False),
+    Column("content_hash", String(64)),
+    Index("ix_resources_type_updated", "res_type", "last_updated"),
+)
+
+resource_versions = Table(
+    "resource_versions", metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
+    Column("res_type", KEY, nullable=False),
+    Column("res_id", KEY, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", TEXT_C, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    ForeignKeyConstraint(["res_type", "res_id"], ["resources.res_type", "resources.res_id"]),
+    Index("ux_versions", "res_type", "res_id", "version_id", unique=True),
+    Index("ix_versions_updated", "last_updated"),
+    Index("ix_versions_type_updated", "res_type", "last_updated"),
+)
+
+resource_bodies = Table(
+    "resource_bodies", metadata,
+    Column("res_type", KEY, primary_key=True),
+    Column("res_id", KEY, primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("fhir_version", String(2), primary_key=True),
+    Column("body", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["res_type", "res_id", "version_id"],
+                         ["resource_versions.res_type", "resource_versions.res_id",
+                          "resource_versions.version_id"]),
+)
+
+locks = Table("locks", metadata, Column("name", String(64), primary_key=True))
+
+
+def _index_table(name: str, *columns: Column, search: tuple[tuple[str, ...], ...]) -> Table:
+    table = Table(
+        f"idx_{name}", metadata,
+        Column("res_type", KEY, nullable=False),
+        Column("res_id", KEY, nullable=False),
+        Column("fhir_version", String(2), nullable=False),
+        Column("param", KEY, nullable=False),
+        Column("grp", Integer, nullable=False),
+        *columns,
+    )
+    # By resource: re-indexing, :missing, sorting, _include. By value: the searches.
+    Index(f"ix_{name}_res", table.c.res_type, table.c.res_id, table.c.fhir_version,
+          table.c.param)
+    for n, cols in enumerate(search):
+        Index(f"ix_{name}_v{n}", table.c.fhir_version, table.c.res_type, table.c.param,
+              *(table.c[c] for c in cols))
+    return table
+
+
+index_tables = {
+    "token": _index_table("token", Column("system", TEXT_C), Column("code", TEXT_C),
+                          Column("text", Text), search=(("code", "system"), ("system",))),
+    "string": _index_table("string", Column("prefix", TEXT_C), Column("norm", Text),
+                           Column("exact", Text), search=(("prefix",),)),
+    "date": _index_table("date", Column("low", BigInteger), Column("high", BigInteger),
+                         search=(("low",), ("high",))),
+    "reference": _index_table("reference", Column("target_type", KEY),
+                              Column("target_id", KEY), Column("url", TEXT_C),
+                              search=(("target_id", "target_type"), ("url",))),
+    "number": _index_table("number", Column("value", Float), search=(("value",),)),
+    "quantity": _index_table("quantity", Column("low", Float), Column("high", Float),
+                             Column("system", TEXT_C), Column("code", TEXT_C),
+                             Column("unit", Text), search=(("code", "low"), ("low",))),
+}
+
+DEFAULT_URL = "sqlite:///fhir-adapter.db"
+ENV_URL = "FHIR_ADAPTER_DATABASE_URL"
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else $FHIR_ADAPTER_DATABASE_URL, else fhir-adapter.db in
+    the working directory. A bare path means a SQLite file; postgresql:// means psycopg 3."""
+    url = url or os.environ.get(ENV_URL) or DEFAULT_URL
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine with the settings the store relies on (see _sqlite_setup)."""
+    url = database_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        _sqlite_setup(engine)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL (readers never block the writer), foreign keys, a busy timeout, and BEGIN
+    IMMEDIATE for write units: a write transaction takes the write lock before it reads, so
+    check-then-write sequences (If-Match, If-None-Exist) cannot interleave."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # pysqlite's own BEGIN handling is replaced below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        write = conn.get_execution_options().get("fhir_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table and index that does not exist yet (idempotent)."""
+    with engine.connect().execution_options(fhir_write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":  # two processes starting at once: one creates
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
+        metadata.create_all(conn, checkfirst=True)

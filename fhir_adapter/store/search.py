@@ -1,0 +1,300 @@
+"""FHIR search -> SQL over the typed index tables (R4 search.html semantics).
+
+Each parameter occurrence becomes `r.res_id IN (SELECT res_id FROM idx_<type> WHERE
+fhir_version = :v AND res_type = :t AND param = :p AND <value match>)`, which the composite
+indexes (fhir_version, res_type, param, value...) answer in O(log n); repeated parameters
+AND, comma-separated values OR. Modifiers: :missing (all), :not and :text (token),
+:exact and :contains (string), :below and :above (uri), :[type] (reference).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, union_all
+
+from ..errors import BadRequest
+from .base import SearchQuery
+from .schema import index_tables, resources
+from .searchparams import TABLE_OF, SearchParam, search_params
+from .values import EPOCH, PREFIX_LENGTH, date_range, normalise, split_reference
+
+# Result-control parameters: the gateway's business, never filters.
+CONTROL = frozenset({"_count", "_sort", "_total", "_include", "_revinclude", "_summary",
+                     "_elements", "_format", "_pretty", "_offset", "_contained",
+                     "_containedType", "_since", "_at", "_getpages"})
+PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+MODIFIERS = {"token": {"not", "text"}, "uri": {"below", "above"},
+             "string": {"exact", "contains"}}
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_TOP = chr(0x10FFFF)  # above any character: prefix p matches [p, p + _TOP)
+
+
+@dataclass
+class Plan:
+    """WHERE conditions on `resources` and ORDER BY of a search, plus what was ignored."""
+
+    where: list[ColumnElement[bool]] = field(default_factory=list)
+    order_by: list[Any] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def split_escaped(text: str, sep: str) -> list[str]:
+    """Split on `sep` not preceded by a backslash; escapes stay for the next split."""
+    parts, current, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            current.append(text[i:i + 2])
+            i += 2
+            continue
+        if ch == sep:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def unescape(text: str) -> str:
+    """'a\\,b' -> 'a,b' (FHIR escapes , | $ and \\ in search values)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            i += 1
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _prefix(value: str) -> tuple[str, str]:
+    if value[:2] in PREFIXES and len(value) > 2 and (value[2].isdigit() or value[2] in "-+."):
+        return value[:2], value[2:]
+    return "eq", value
+
+
+def _token(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
+    if modifier == "text":
+        return t.c.text.like(_like_escape(normalise(unescape(raw))) + "%", escape="\\")
+    parts = split_escaped(raw, "|")
+    if len(parts) == 1:
+        return t.c.code == unescape(raw)
+    system, code = unescape(parts[0]), unescape("|".join(parts[1:]))
+    cond = t.c.system.is_(None) if system == "" else t.c.system == system
+    return and_(cond, t.c.code == code) if code else cond
+
+
+def _uri(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
+    value = unescape(raw)
+    if modifier == "below":
+        return and_(t.c.code >= value, t.c.code < value + _TOP)
+    if modifier == "above":
+        cut = [value[:i] for i, ch in enumerate(value) if ch == "/" and value[i - 1:i] != "/"]
+        return t.c.code.in_([*cut, value])
+    return t.c.code == value
+
+
+def _string(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
+    value = unescape(raw)
+    norm = normalise(value)
+    if modifier == "contains":
+        return t.c.norm.like("%" + _like_escape(norm) + "%", escape="\\")
+    head = norm[:PREFIX_LENGTH]
+    if modifier == "exact":
+        return and_(t.c.prefix == head, t.c.exact == value)
+    cond = and_(t.c.prefix >= head, t.c.prefix < head + _TOP)
+    if len(norm) > PREFIX_LENGTH:
+        cond = and_(cond, func.substr(t.c.norm, 1, len(norm)) == norm)
+    return cond
+
+
+def _date(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
+    prefix, text = _prefix(unescape(raw))
+    try:
+        lo, hi = date_range(text)
+    except ValueError as exc:
+        raise BadRequest(f"invalid date search value {raw!r}") from exc
+    inside = and_(t.c.low >= lo, t.c.high <= hi)
+    if prefix == "ap":  # widened by 10% of the distance to now
+        now = (datetime.now(UTC) - EPOCH).total_seconds() * 1e6
+        gap = int(abs(now - lo) * 0.1)
+        return and_(t.c.low <= hi + gap, t.c.high >= lo - gap)
+    # Each form leads with a range on `low` or `high` that the condition implies (low <= high
+    # always), so the (..., low) or (..., high) index bounds the rows read.
+    return {
+        "eq": and_(t.c.low >= lo, t.c.low <= hi, inside), "ne": not_(inside),
+        "gt": t.c.high > hi, "lt": t.c.low < lo,
+        "ge": and_(t.c.high >= lo, or_(t.c.high > hi, inside)),
+        "le": and_(t.c.low <= hi, or_(t.c.low < lo, inside)),
+        "sa": t.c.low > hi, "eb": t.c.high < lo,
+    }[prefix]
+
+
+def _numeric(low: Any, high: Any, raw: str) -> ColumnElement[bool]:
+    prefix, text = _prefix(raw)
+    try:
+        if not _NUMBER.fullmatch(text):  # Decimal() would take other scripts' digits
+            raise InvalidOperation(text)
+        number = Decimal(text)
+        exponent = number.as_tuple().exponent
+    except InvalidOperation as exc:
+        raise BadRequest(f"invalid number search value {raw!r}") from exc
+    n = float(number)
+    half = 0.5 * 10.0 ** (exponent if isinstance(exponent, int) else 0)
+    inside = and_(low >= n - half, high < n + half)
+    if prefix == "ap":
+        return and_(low <= n + abs(n) * 0.1, high >= n - abs(n) * 0.1)
+    return {"eq": inside, "ne": not_(inside), "gt": high > n, "sa": low > n, "lt": low < n,
+            "eb": high < n, "ge": high >= n, "le": low <= n}[prefix]
+
+
+def _number(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
+    return _numeric(t.c.value, t.c.value, unescape(raw))
+
+
+def _quantity(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
+    parts = [unescape(p) for p in split_escaped(raw, "|")]
+    cond = _numeric(t.c.low, t.c.high, parts[0])
+    system, code = (parts + ["", ""])[1:3]
+    if system:
+        cond = and_(cond, t.c.system == system)
+    if code:
+        cond = and_(cond, t.c.code == code if system else or_(t.c.code == code,
+                                                               t.c.unit == code))
+    return cond
+
+
+def _reference(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
+    value = unescape(raw)
+    if modifier:  # subject:Patient=123
+        rid = value.rsplit("/", 1)[-1]
+        return and_(t.c.target_type == modifier, t.c.target_id == rid)
+    if "://" in value or value.startswith("urn:"):
+        return t.c.url == value.split("|", 1)[0]
+    rtype, rid = split_reference(value)
+    if rtype:
+        return and_(t.c.target_type == rtype, t.c.target_id == rid)
+    return t.c.target_id == rid if rid else false()
+
+
+MATCHERS = {"token": _token, "uri": _uri, "string": _string, "date": _date,
+            "number": _number, "quantity": _quantity, "reference": _reference}
+
+
+def _scope(t: Any, query: SearchQuery, param: str) -> list[ColumnElement[bool]]:
+    return [t.c.fhir_version == query.version, t.c.res_type == query.resource_type,
+            t.c.param == param]
+
+
+def _check_modifier(param: SearchParam, modifier: str) -> None:
+    if modifier in ("", "missing") or modifier in MODIFIERS.get(param.type, ()):
+        return
+    if param.type == "reference" and modifier[:1].isupper():
+        return
+    raise BadRequest(f"modifier :{modifier} is not supported on the {param.type} "
+                     f"parameter {param.code!r}")
+
+
+def _composite(param: SearchParam, query: SearchQuery, raw: str) -> Select:
+    values = split_escaped(raw, "$")
+    if len(values) != len(param.components):
+        raise BadRequest(f"{param.code} expects {len(param.components)} values joined by $")
+    tables = [index_tables[TABLE_OF[c.type or "token"]].alias(f"c{n}")
+              for n, c in enumerate(param.components)]
+    first = tables[0]
+    joined: Any = first
+    for t in tables[1:]:
+        joined = joined.join(t, and_(t.c.res_type == first.c.res_type,
+                                     t.c.res_id == first.c.res_id,
+                                     t.c.fhir_version == first.c.fhir_version,
+                                     t.c.grp == first.c.grp))
+    conds = []
+    for n, (t, comp, value) in enumerate(zip(tables, param.components, values, strict=True)):
+        conds += _scope(t, query, f"{param.code}${n}")
+        conds.append(MATCHERS[comp.type or "token"](t, value, ""))
+    return select(first.c.res_id).select_from(joined).where(*conds)
+
+
+def _condition(param: SearchParam, modifier: str, value: str,
+               query: SearchQuery) -> ColumnElement[bool]:
+    r = resources
+    if modifier == "missing":
+        code = f"{param.code}$0" if param.type == "composite" else param.code
+        t = index_tables[TABLE_OF[param.components[0].type or "token"]
+                         if param.type == "composite" else TABLE_OF[param.type]]
+        present = select(t.c.res_id).where(*_scope(t, query, code))
+        if value not in ("true", "false"):
+            raise BadRequest(f"{param.code}:missing takes true or false")
+        return r.c.res_id.not_in(present) if value == "true" else r.c.res_id.in_(present)
+    ors = split_escaped(value, ",")
+    if param.type == "composite":
+        return r.c.res_id.in_(union_all(*(_composite(param, query, v) for v in ors)))
+    t = index_tables[TABLE_OF[param.type]]
+    match = MATCHERS[param.type]
+    sub = select(t.c.res_id).where(*_scope(t, query, param.code),
+                                   or_(*(match(t, v, "" if modifier == "not" else modifier)
+                                         for v in ors)))
+    return r.c.res_id.not_in(sub) if modifier == "not" else r.c.res_id.in_(sub)
+
+
+def _unknown(plan: Plan, query: SearchQuery, name: str, why: str) -> None:
+    if query.strict:
+        raise BadRequest(f"unknown search parameter {name!r} for {query.resource_type} "
+                         f"({query.version}): {why}")
+    plan.ignored.append(name)
+
+
+def _sort_key(query: SearchQuery, key: str, plan: Plan) -> Any:
+    desc = key.startswith("-")
+    code = key.lstrip("-")
+    r = resources
+    if code == "_id":
+        expr: Any = r.c.res_id
+    elif code == "_lastUpdated":
+        expr = r.c.last_updated
+    else:
+        param = search_params(query.version, query.resource_type).get(code)
+        if param is None or param.type == "composite":
+            _unknown(plan, query, f"_sort={key}", "cannot sort by it")
+            return None
+        t = index_tables[TABLE_OF[param.type]]
+        col = {"token": "code", "uri": "code", "string": "norm", "reference": "url",
+               "number": "value", "quantity": "low",
+               "date": "high" if desc else "low"}[param.type]
+        agg = func.max if desc else func.min
+        expr = select(agg(t.c[col])).where(
+            t.c.res_type == r.c.res_type, t.c.res_id == r.c.res_id,
+            t.c.fhir_version == query.version, t.c.param == code).scalar_subquery()
+    return expr.desc().nulls_last() if desc else expr.asc().nulls_last()
+
+
+def plan(query: SearchQuery) -> Plan:
+    """Conditions and order for `query`; raises errors.BadRequest on bad values/modifiers."""
+    out = Plan()
+    known = search_params(query.version, query.resource_type)
+    for name, value in query.params:
+        code, _, modifier = name.partition(":")
+        if code in CONTROL:
+            continue
+        param = known.get(code)
+        if param is None:
+            _unknown(out, query, name, "not a supported search parameter")
+            continue
+        _check_modifier(param, modifier)
+        out.where.append(_condition(param, modifier, value, query))
+    for key in query.sort:
+        order = _sort_key(query, key, out)
+        if order is not None:
+            out.order_by.append(order)
+    out.order_by.append(resources.c.res_id.asc())  # stable pages: id breaks every tie
+    return out

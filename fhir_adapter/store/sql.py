@@ -1,0 +1,227 @@
+"""The store on SQLAlchemy Core: one code path for SQLite and PostgreSQL.
+
+Writes: the resource's row is locked first (SELECT ... FOR UPDATE on PostgreSQL; SQLite write
+units begin IMMEDIATE, so they run one at a time), then the new version is written with
+`UPDATE resources ... WHERE version_id = <the version read>` and its row count checked, so an
+If-Match can never pass twice. A new id is first inserted as a version-0 placeholder with
+ON CONFLICT DO NOTHING: a concurrent creator of the same id waits for the first to commit
+and then sees it. Conditional creates serialise on a row of `locks` named after the criteria.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
+from ..validation import normalise_version, validate
+from . import canonical
+from .base import FhirVersion, SearchQuery, Stored, WriteResult
+from .indexing import index_rows
+from .reading import Reader
+from .schema import create_schema, index_tables, locks, make_engine, resource_bodies
+from .schema import resource_versions as versions
+from .schema import resources as res
+from .values import instant_text
+
+
+class SqlStore(Reader):
+    """The Store protocol (base.py). Thread-safe; `transaction()` yields a store bound to one
+    connection whose writes commit together."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None,
+                 conn: Connection | None = None) -> None:
+        super().__init__(engine, conn)
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # -- units of work -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlStore]:
+        """A unit of work: every write inside commits together or not at all."""
+        if self._conn is not None:
+            yield self
+            return
+        with self._unit(write=True) as conn:
+            yield SqlStore(self.engine, clock=self._clock, conn=conn)
+
+    def lock(self, key: str) -> None:
+        """Serialise with every other unit locking `key` until this unit ends (use inside
+        transaction(): e.g. a conditional update's search-then-write)."""
+        with self._unit(write=True) as conn:
+            self._lock(conn, key)
+
+    def _lock(self, conn: Connection, key: str) -> None:
+        name = hashlib.sha256(key.encode()).hexdigest()
+        conn.execute(self._insert_ignore(conn, locks).values(name=name))
+        conn.execute(select(locks.c.name).where(locks.c.name == name).with_for_update())
+
+    @staticmethod
+    def _insert_ignore(conn: Connection, table: Any) -> Any:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create(self, resources: Mapping[str, dict[str, Any]], *,
+               if_none_exist: str | None = None, version: FhirVersion | None = None,
+               validate: bool = True) -> WriteResult:
+        """New resource (409 Conflict if its id exists); with `if_none_exist` (search criteria
+        such as 'identifier=sys|val' in the names of `version`) an existing single match is
+        returned as 'unchanged', several raise PreconditionFailed. Exactly one of concurrent
+        equal conditional creates writes."""
+        rtype, rid, reps = _prepare(resources, validate, new_id=True)
+        with self._unit(write=True) as conn:
+            if if_none_exist is not None:
+                names = version or (next(iter(reps)) if len(reps) == 1 else "R4")
+                existing = self._conditional_match(conn, rtype, names, if_none_exist)
+                if existing is not None:
+                    return WriteResult(existing, "unchanged")
+            return self._write(conn, rtype, rid, reps, "POST", None, must_be_new=True)
+
+    def update(self, resources: Mapping[str, dict[str, Any]], *,
+               if_match: int | None = None, validate: bool = True) -> WriteResult:
+        """Create-or-update by type and id; unchanged content keeps the version (and writes
+        nothing). `if_match`: the version the caller read, else PreconditionFailed."""
+        rtype, rid, reps = _prepare(resources, validate, new_id=False)
+        with self._unit(write=True) as conn:
+            return self._write(conn, rtype, rid, reps, "PUT", if_match, must_be_new=False)
+
+    def delete(self, resource_type: str, id: str) -> Stored | None:
+        """Tombstone: a new version marked deleted, index rows removed. None when there was
+        nothing (or only a tombstone) to delete."""
+        with self._unit(write=True) as conn:
+            row = conn.execute(self._row_query(resource_type, id)).first()
+            if row is None or row.version_id == 0 or row.deleted:
+                return None
+            new, now = row.version_id + 1, instant_text(self._clock())
+            self._advance(conn, resource_type, id, row.version_id, new, now, None, True)
+            conn.execute(insert(versions).values(
+                res_type=resource_type, res_id=id, version_id=new, last_updated=now,
+                method="DELETE", deleted=True))
+            self._unindex(conn, resource_type, id)
+        return Stored(resource_type, id, new, now, True, {}, "DELETE")
+
+    def analyze(self) -> None:
+        """Refresh planner statistics (after bulk loads; SQLite needs them to pick indexes)."""
+        with self._unit(write=True) as conn:
+            conn.exec_driver_sql("ANALYZE")
+
+    def _conditional_match(self, conn: Connection, rtype: str, version: FhirVersion,
+                           criteria: str) -> Stored | None:
+        query = criteria.split("?", 1)[1] if "?" in criteria else criteria
+        params = parse_qsl(query, keep_blank_values=True)
+        if not params:
+            raise BadRequest("If-None-Exist needs search criteria, e.g. identifier=system|value")
+        self._lock(conn, f"{rtype}?{sorted(params)}")
+        found = self._search(conn, SearchQuery(rtype, version, params, count=2, strict=True))
+        if len(found.matches) > 1:
+            raise PreconditionFailed(f"If-None-Exist matches {len(found.matches)} {rtype} "
+                                     "resources; it must match at most one")
+        return self._read(conn, rtype, found.matches[0].id) if found.matches else None
+
+    def _row_query(self, rtype: str, rid: str) -> Any:
+        return (select(res.c.version_id, res.c.deleted, res.c.content_hash, res.c.last_updated)
+                .where(res.c.res_type == rtype, res.c.res_id == rid).with_for_update())
+
+    def _write(self, conn: Connection, rtype: str, rid: str, reps: dict[str, dict[str, Any]],
+               method: str, if_match: int | None, must_be_new: bool) -> WriteResult:
+        plain = {v: canonical.dumps(r) for v, r in reps.items()}
+        digest = canonical.content_hash(plain)
+        row = conn.execute(self._row_query(rtype, rid)).first()
+        if row is None:
+            if if_match is not None:
+                raise PreconditionFailed(f"{rtype}/{rid} does not exist (If-Match {if_match})")
+            conn.execute(self._insert_ignore(conn, res).values(
+                res_type=rtype, res_id=rid, version_id=0, deleted=True, last_updated=""))
+            row = conn.execute(self._row_query(rtype, rid)).one()
+        current = row.version_id
+        exists = current > 0 and not row.deleted
+        if must_be_new and exists:
+            raise Conflict(f"{rtype}/{rid} already exists")
+        if if_match is not None and if_match != current:
+            raise PreconditionFailed(
+                f"{rtype}/{rid} is at version {current}, not {if_match}",
+                headers={"ETag": f'W/"{current}"'} if current else None)
+        if exists and row.content_hash == digest:  # same content: the stored bytes, rebuilt
+            same = {v: canonical.dumps(canonical.with_meta(r, rid, current, row.last_updated))
+                    for v, r in reps.items()}
+            return WriteResult(Stored(rtype, rid, current, row.last_updated, False, same),
+                               "unchanged")
+        new, now = current + 1, instant_text(self._clock())
+        self._advance(conn, rtype, rid, current, new, now, digest, False)
+        conn.execute(insert(versions).values(res_type=rtype, res_id=rid, version_id=new,
+                                             last_updated=now, method=method, deleted=False))
+        final = {v: canonical.with_meta(r, rid, new, now) for v, r in reps.items()}
+        bodies = {v: canonical.dumps(r) for v, r in final.items()}
+        conn.execute(insert(resource_bodies), [
+            {"res_type": rtype, "res_id": rid, "version_id": new, "fhir_version": v, "body": b}
+            for v, b in bodies.items()])
+        if current:
+            self._unindex(conn, rtype, rid)
+        for version, resource in final.items():
+            for table, rows in index_rows(resource, version).items():  # type: ignore[arg-type]
+                if rows:
+                    conn.execute(insert(index_tables[table]), rows)
+        stored = Stored(rtype, rid, new, now, False, bodies, method)
+        return WriteResult(stored, "updated" if exists else "created")
+
+    def _advance(self, conn: Connection, rtype: str, rid: str, current: int, new: int,
+                 now: str, digest: str | None, deleted: bool) -> None:
+        done = conn.execute(
+            update(res).where(res.c.res_type == rtype, res.c.res_id == rid,
+                              res.c.version_id == current)
+            .values(version_id=new, deleted=deleted, last_updated=now, content_hash=digest))
+        if done.rowcount != 1:  # another writer got there first
+            raise PreconditionFailed(f"{rtype}/{rid} changed concurrently; read it again")
+
+    def _unindex(self, conn: Connection, rtype: str, rid: str) -> None:
+        for table in index_tables.values():
+            conn.execute(delete(table).where(table.c.res_type == rtype, table.c.res_id == rid))
+
+
+def _prepare(resources: Mapping[str, dict[str, Any]], check: bool, new_id: bool
+             ) -> tuple[str, str, dict[str, dict[str, Any]]]:
+    """Check the representations agree on type and id, validate each, and return them in
+    canonical element order without the store-owned meta (versionId, lastUpdated)."""
+    if not resources:
+        raise BadRequest("nothing to write: no representation given")
+    reps = {normalise_version(v): r for v, r in resources.items()}
+    types = {r.get("resourceType") for r in reps.values()}
+    ids = {r.get("id") for r in reps.values()} - {None}
+    if len(types) != 1 or not isinstance(next(iter(types)), str):
+        raise BadRequest("the representations disagree on resourceType (or lack it)")
+    if len(ids) > 1:
+        raise BadRequest(f"the representations disagree on the id: {sorted(ids)}")
+    rtype = next(iter(types))
+    rid = next(iter(ids)) if ids else (str(uuid.uuid4()) if new_id else None)
+    if not isinstance(rid, str):
+        raise BadRequest(f"{rtype}: an update needs the resource id")
+    out: dict[str, dict[str, Any]] = {}
+    for version, resource in sorted(reps.items()):
+        body = canonical.without_version_meta(resource)
+        ordered = {"resourceType": rtype, "id": rid}
+        ordered.update((k, v) for k, v in body.items() if k not in ("resourceType", "id"))
+        if check:
+            issues = validate(ordered, version)
+            if issues:
+                raise InvalidResource(f"{rtype}/{rid} is not valid FHIR {version}", issues)
+        out[version] = ordered
+    return rtype, rid, out
+
+
+def open_store(url: str | None = None, *, clock: Callable[[], datetime] | None = None
+               ) -> SqlStore:
+    """The store at `url` (else $FHIR_ADAPTER_DATABASE_URL, else ./fhir-adapter.db), its
+    schema created on first use."""
+    engine = make_engine(url)
+    create_schema(engine)
+    return SqlStore(engine, clock=clock)
