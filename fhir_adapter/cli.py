@@ -33,6 +33,13 @@ def _register() -> None:
     map_group.add_command(enrollments.map_enrollments_command)
     cli.add_command(schema.schema_command)
     cli.add_command(validate.validate_command)
+    from .commands import store as store_commands
+
+    cli.add_command(store_commands.db_group)
+    cli.add_command(store_commands.load_group)
+    from .commands.serve import serve_command
+
+    cli.add_command(serve_command)
 
 
 _register()

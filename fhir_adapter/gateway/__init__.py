@@ -1,0 +1,122 @@
+"""The FHIR gateway: a Flask app factory serving the store over FHIR REST.
+
+    gunicorn "fhir_adapter.gateway:create_app()"      # production, settings from environment
+    fhir-adapter serve --examples                      # development, embedded SQLite
+
+Settings come from FHIR_ADAPTER_* environment variables (the same names without the prefix
+can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public URL of /fhir,
+for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
+CORS_ORIGINS ("*" or a comma-separated list).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, request
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": "sqlite:///fhir-adapter.db",
+    "PUBLIC_BASE_URL": None,
+    "MAX_COUNT": 1000,
+    "DEFAULT_COUNT": 20,
+    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+    "CORS_ORIGINS": "*",
+}
+_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH")
+log = logging.getLogger("fhir_adapter.gateway.access")
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, then FHIR_ADAPTER_<NAME> environment variables, then `overrides`."""
+    out = dict(DEFAULTS)
+    for name in DEFAULTS:
+        value = os.environ.get(f"FHIR_ADAPTER_{name}")
+        if value not in (None, ""):
+            out[name] = value
+    out.update(overrides or {})
+    for name in _INTS:
+        try:
+            out[name] = int(out[name])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"FHIR_ADAPTER_{name} must be a whole number, "
+                             f"not {out[name]!r}") from exc
+    if out["MAX_COUNT"] < 1 or out["DEFAULT_COUNT"] < 1:
+        raise ValueError("MAX_COUNT and DEFAULT_COUNT must be at least 1")
+    out["DEFAULT_COUNT"] = min(out["DEFAULT_COUNT"], out["MAX_COUNT"])
+    return out
+
+
+def _fhir_blueprint() -> Blueprint:
+    from . import bundles, capability, operations, rest
+
+    fhir = Blueprint("fhir", __name__)
+    # Operations and metadata first: their static paths must win over /<type>/<id>.
+    for child in (capability.bp, operations.bp, bundles.bp, rest.bp):
+        fhir.register_blueprint(child)
+    return fhir
+
+
+def _cors(response: Response) -> Response:
+    from .context import settings
+
+    allowed = str(settings()["CORS_ORIGINS"]).strip()
+    origin = request.headers.get("Origin")
+    if allowed == "*":
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin and origin in [o.strip() for o in allowed.split(",")]:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.vary.add("Origin")
+    response.headers["Access-Control-Expose-Headers"] = (
+        "Location, ETag, Last-Modified, Content-Location, X-Request-Id")
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, PATCH, DELETE"
+        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+            "Access-Control-Request-Headers", "Accept, Content-Type, If-Match, If-None-Match, "
+            "If-None-Exist, Prefer, Authorization")
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+
+
+def _finish(response: Response) -> Response:
+    response = _cors(response)
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    # Path only: bodies and query strings (identifier=..., name=...) may carry PHI.
+    log.info("%s %s %s %.1fms id=%s", request.method, request.path, response.status_code,
+             (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+             g.get("request_id", ""))
+    return response
+
+
+def create_app(settings: dict[str, Any] | None = None) -> Flask:
+    """The gateway app. `settings` may hold any DEFAULTS name, and STORE (an open Store) to
+    serve an existing store instead of opening DATABASE_URL."""
+    from . import errors
+
+    conf = load_settings(settings)
+    app = Flask(__name__, static_folder=None)
+    app.config["FHIR_ADAPTER"] = conf
+    app.config["MAX_CONTENT_LENGTH"] = conf["MAX_CONTENT_LENGTH"]
+    store = conf.get("STORE")
+    if store is None:
+        from ..store import open_store
+
+        store = open_store(conf["DATABASE_URL"])
+    app.extensions["fhir_store"] = store
+    errors.init_app(app)
+    fhir = _fhir_blueprint()
+    app.register_blueprint(fhir, url_prefix="/fhir")
+    app.register_blueprint(fhir, url_prefix="/fhir/R4", name="fhir_R4")
+    app.register_blueprint(fhir, url_prefix="/fhir/R5", name="fhir_R5")
+    app.before_request(_start)
+    app.after_request(_finish)
+    return app

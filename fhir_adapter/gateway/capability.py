@@ -1,0 +1,130 @@
+"""GET /metadata: the CapabilityStatement, generated from what this server really does: the
+types it serves, their interactions, every search parameter the store indexes for the
+requested FHIR version, the includes those parameters allow, and the operations.
+
+No `rest.security`: this gateway has no authentication (so no oauth-uris extension and no
+/.well-known/smart-configuration); put it behind an authenticating proxy.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from flask import Blueprint, Response
+
+from .. import __version__
+from ..store.canonical import dumps
+from ..store.searchparams import search_params
+from ..validation import FHIR_RELEASE, FhirVersion
+from . import terminology
+from .context import STORED_TYPES, ctx
+from .responses import fhir_response
+
+bp = Blueprint("capability", __name__)
+_STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+HL7_OPS = "http://hl7.org/fhir/OperationDefinition/"
+OWN_OPS = "https://fhir-adapter.dev/fhir/OperationDefinition/"
+WRITE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type",
+                      "create", "search-type")
+
+
+def _search_params(version: FhirVersion, rtype: str) -> list[dict[str, Any]]:
+    out = []
+    for code, param in sorted(search_params(version, rtype).items()):
+        entry = {"name": code, "definition": param.url, "type": param.type}
+        if param.description:
+            entry["documentation"] = param.description.split("\n", 1)[0][:500]
+        out.append(entry)
+    return out
+
+
+def _includes(version: FhirVersion, rtype: str) -> tuple[list[str], list[str]]:
+    forward = [f"{rtype}:{code}" for code, p in sorted(search_params(version, rtype).items())
+               if p.type == "reference"]
+    reverse = [f"{source}:{code}" for source in STORED_TYPES
+               for code, p in sorted(search_params(version, source).items())
+               if p.type == "reference" and (not p.targets or rtype in p.targets)]
+    return (["*", *forward] if forward else []), reverse
+
+
+def _stored_type(version: FhirVersion, rtype: str) -> dict[str, Any]:
+    include, revinclude = _includes(version, rtype)
+    out: dict[str, Any] = {
+        "type": rtype,
+        "interaction": [{"code": code} for code in WRITE_INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "full-support",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+    }
+    if include:
+        out["searchInclude"] = include
+    if revinclude:
+        out["searchRevInclude"] = revinclude
+    out["searchParam"] = _search_params(version, rtype)
+    out["operation"] = [{"name": "validate", "definition": HL7_OPS + "Resource-validate"}]
+    return out
+
+
+def _concept_map(version: FhirVersion) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "ConceptMap"}
+    if version in terminology.served_versions():
+        out["interaction"] = [{"code": c} for c in ("read", "vread", "history-instance",
+                                                    "history-type", "search-type")]
+        out["versioning"] = "versioned"
+        out["readHistory"] = True
+        out["conditionalRead"] = "full-support"
+        out["searchParam"] = _search_params(version, "ConceptMap")
+    else:
+        out["documentation"] = ("The ConceptMaps (mappings/) are R4-shaped: read and search "
+                                "them as R4; $translate works in both versions.")
+    out["operation"] = [{"name": "translate", "definition": HL7_OPS + "ConceptMap-translate"}]
+    return out
+
+
+@lru_cache(maxsize=16)  # keyed by base: bounded, the Host header can vary
+def capability_statement(version: FhirVersion, base: str) -> bytes:
+    """The CapabilityStatement for `version` with links under `base`, serialised."""
+    resources = [_stored_type(version, t) for t in STORED_TYPES]
+    resources.append(_concept_map(version))
+    statement = {
+        "resourceType": "CapabilityStatement",
+        "id": "fhir-adapter",
+        "url": f"{base}/metadata",
+        "version": __version__,
+        "name": "FhirAdapterGateway",
+        "title": "fhir-adapter FHIR gateway for clinical-trial data",
+        "status": "active",
+        "experimental": False,
+        "date": _STARTED,
+        "publisher": "fhir-adapter",
+        "kind": "instance",
+        "software": {"name": "fhir-adapter", "version": __version__},
+        "implementation": {"description": "fhir-adapter gateway (ResearchStudy, "
+                           "ResearchSubject, AdverseEvent and what they reference)",
+                           "url": base},
+        "fhirVersion": FHIR_RELEASE[version],
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "FHIR REST over a SQLite/PostgreSQL store. JSON only. R4 at "
+                             "/fhir, R5 at /fhir/R5 or with Accept: application/fhir+json; "
+                             "fhirVersion=5.0.",
+            "resource": resources,
+            "interaction": [{"code": "transaction"}, {"code": "batch"},
+                            {"code": "history-system"}],
+            "operation": [{"name": "ingest", "definition": OWN_OPS + "ingest"}],
+        }],
+    }
+    return dumps(statement)
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    c = ctx()
+    return fhir_response(capability_statement(c.version, c.base), 200, c.mime, c.version)

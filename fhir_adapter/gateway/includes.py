@@ -1,0 +1,65 @@
+"""`_include` and `_revinclude` (R4 search.html#include): resources the matches reference, and
+resources that reference the matches, answered from the store's reference index (the same
+rows the reference search parameters use, so no stored body is parsed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..errors import BadRequest
+from ..store.base import Stored
+from ..store.searchparams import search_params
+from .context import STORED_TYPES, Ctx
+
+
+def _spec(value: str, kind: str) -> tuple[str, str, str | None]:
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise BadRequest(f"{kind}={value}: expected SourceType:parameter[:TargetType]")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def _params(c: Ctx, source: str, name: str) -> list[str]:
+    """The reference parameters `name` stands for ('*' = all of them)."""
+    if name != "*":
+        return [name]
+    return sorted(code for code, p in search_params(c.version, source).items()
+                  if p.type == "reference")
+
+
+def _forward(c: Ctx, matches: Sequence[Stored], value: str) -> list[Stored]:
+    source, name, target = _spec(value, "_include")
+    sources = [s for s in matches if s.resource_type == source]
+    if not sources:
+        return []
+    return [found for param in _params(c, source, name)
+            for found in c.store.references_from(sources, c.version, param, target,
+                                                 limit=c.max_count)]
+
+
+def _reverse(c: Ctx, searched: str, matches: Sequence[Stored], value: str) -> list[Stored]:
+    source, name, target = _spec(value, "_revinclude")
+    if source not in STORED_TYPES:
+        raise BadRequest(f"_revinclude={value}: {source} is not served here")
+    if target not in (None, searched) or not matches:
+        return []
+    # Bounded like a page: more (e.g. a study's thousands of subjects) are paged by searching
+    # ResearchSubject?study=ResearchStudy/<id> instead.
+    return [found for param in _params(c, source, name)
+            for found in c.store.referencing(source, c.version, param, matches,
+                                             limit=c.max_count)]
+
+
+def included(c: Ctx, searched: str, matches: Sequence[Stored], include: Iterable[str],
+             revinclude: Iterable[str]) -> list[Stored]:
+    """Every resource the includes ask for, once each, none of them already a match."""
+    seen = {(s.resource_type, s.id) for s in matches}
+    out: list[Stored] = []
+    found = [r for v in include for r in _forward(c, matches, v)]
+    found += [r for v in revinclude for r in _reverse(c, searched, matches, v)]
+    for stored in found:
+        key = (stored.resource_type, stored.id)
+        if key not in seen:
+            seen.add(key)
+            out.append(stored)
+    return out

@@ -1,0 +1,115 @@
+"""`POST [base]/$ingest`: source files in, mapped and stored exactly as `fhir-adapter load`
+does it (loader.load_files: both FHIR versions, one transaction per file, all or nothing).
+
+    POST /fhir/$ingest?kind=study                    CT.gov v2 JSON / legacy XML
+    POST /fhir/$ingest?kind=enrollments&study=NCT05003921    our CSV/JSON, SDTM DM
+    POST /fhir/$ingest?kind=adverse-events&study=...         our CSV/JSON, SDTM AE
+    POST /fhir/$ingest?kind=bundle                   a FHIR Bundle / NDJSON, stored as is
+
+The body is the file (its Content-Type or `?filename=NAME.ext` tells the format), or
+multipart/form-data with one or more `file` parts (SDTM trial-design datasets together) and
+optional `disposition` / `supplemental` parts (SDTM DS, SUPPDM/SUPPAE). Text options as query
+parameters: study, timezone, intervention. The answer is a Parameters resource: created /
+updated / unchanged counts (in total and per type) and the mapping warnings.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Request
+
+from ..errors import BadRequest, InputError, InvalidResource, Issue
+from ..loader import LoadSummary, load_bundles, load_files
+from .context import Ctx
+
+# The options each kind takes (as `fhir-adapter load <kind>` does).
+OPTIONS = {"study": (), "bundle": (),
+           "enrollments": ("study", "timezone", "disposition", "supplemental"),
+           "adverse-events": ("study", "timezone", "intervention", "supplemental")}
+KINDS = tuple(OPTIONS)
+FILE_OPTIONS = ("disposition", "supplemental")
+_SUFFIX = {"application/json": ".json", "application/fhir+json": ".json",
+           "application/xml": ".xml", "text/xml": ".xml", "text/csv": ".csv",
+           "application/csv": ".csv", "application/x-ndjson": ".ndjson",
+           "application/fhir+ndjson": ".ndjson", "application/x-sas-xport": ".xpt"}
+
+
+def _save(folder: Path, name: str, data: bytes, seen: set[str]) -> Path:
+    name = Path(name).name or "upload"
+    if name in seen:
+        raise BadRequest(f"two uploaded files are both named {name}")
+    seen.add(name)
+    if not data.strip():
+        raise BadRequest(f"$ingest got an empty file ({name})")
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def _uploads(request: Request, folder: Path) -> tuple[list[Path], dict[str, Path]]:
+    """The source files and the file options, written under `folder`."""
+    seen: set[str] = set()
+    if request.mimetype == "multipart/form-data":
+        files = [_save(folder, f.filename or "upload", f.read(), seen)
+                 for f in request.files.getlist("file")]
+        if not files:
+            raise BadRequest("multipart $ingest needs at least one part named 'file'")
+        extra = {name: _save(folder, f.filename or name, f.read(), seen)
+                 for name in FILE_OPTIONS if (f := request.files.get(name)) is not None}
+        return files, extra
+    name = request.args.get("filename")
+    suffix = _SUFFIX.get(request.mimetype)
+    if not name and not suffix:
+        raise BadRequest(f"cannot tell the format of a {request.mimetype or 'untyped'} body: "
+                         "send a Content-Type (application/json, application/xml, text/csv) "
+                         "or ?filename=NAME.ext")
+    return [_save(folder, name or f"upload{suffix}", request.get_data(), seen)], {}
+
+
+def _parameters(summary: LoadSummary, warnings: list[str]) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"name": outcome, "valueInteger": summary.total(outcome)}
+        for outcome in ("created", "updated", "unchanged")]
+    for rtype, counts in sorted(summary.counts.items()):
+        params.append({"name": "resourceType", "part": [
+            {"name": "type", "valueCode": rtype},
+            *({"name": o, "valueInteger": counts[o]}
+              for o in ("created", "updated", "unchanged"))]})
+    params += [{"name": "warning", "valueString": text} for text in warnings]
+    return {"resourceType": "Parameters", "parameter": params}
+
+
+def ingest(c: Ctx, request: Request) -> dict[str, Any]:
+    """Run one $ingest request; the Parameters resource that reports it."""
+    kind = request.args.get("kind") or request.form.get("kind")
+    if kind not in KINDS:
+        raise BadRequest(f"$ingest needs kind= one of {', '.join(KINDS)}")
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="fhir-adapter-ingest-") as tmp:
+        folder = Path(tmp)
+        paths, files = _uploads(request, folder)
+        options: dict[str, Any] = {**files}
+        for name, value in [*request.args.items(), *request.form.items()]:
+            if name not in ("kind", "filename", "_format") and value:
+                options[name] = value
+        unknown = sorted(set(options) - set(OPTIONS[kind]))
+        if unknown:
+            raise BadRequest(f"$ingest kind={kind} does not take {', '.join(unknown)}; it "
+                             f"takes {', '.join(OPTIONS[kind]) or 'no options'}")
+        if kind == "study" and len(paths) > 1 and all(p.suffix.lower() in (".xpt", ".csv")
+                                                     for p in paths):
+            paths = [folder]  # SDTM trial design: TS/TA/TI/TE read together, as a folder
+        try:
+            if kind == "bundle":
+                summary = load_bundles(paths, c.version, store=c.store, progress=False)
+            else:
+                summary = load_files(kind, paths, store=c.store, progress=False,
+                                     warn=warnings.append, **options)
+        except InputError as exc:
+            # Report the uploaded file names, not our temporary copies.
+            message = str(exc).replace(f"{folder}/", "")
+            raise InvalidResource(message, [Issue("error", "invalid", message)]) from exc
+    return _parameters(summary, [w.replace(f"{folder}/", "") for w in warnings])

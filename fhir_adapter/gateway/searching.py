@@ -1,0 +1,152 @@
+"""The search interaction (R4 search.html): result parameters, paging links, `_include` /
+`_revinclude`, and the searchset Bundle assembled from stored bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from ..errors import BadRequest
+from ..store.base import SearchQuery, Stored
+from . import elements
+from .bundle import assemble, entry
+from .context import Ctx
+from .includes import included
+
+# Result parameters handled here; every other parameter filters and goes to the store.
+RESULT_PARAMS = ("_count", "_offset", "_sort", "_total", "_summary", "_elements", "_include",
+                 "_revinclude", "_format", "_pretty", "_totalMethod")
+# Recognised but not supported: ignored (lenient) or 400 (strict), like unknown filters.
+UNSUPPORTED = ("_contained", "_containedType", "_score", "_graph", "_list", "_query", "_text",
+               "_content", "_filter")
+TOTALS = ("none", "estimate", "accurate")
+
+
+@dataclass
+class Request:
+    """A search request split into filters and result parameters."""
+
+    resource_type: str
+    filters: list[tuple[str, str]] = field(default_factory=list)
+    count: int = 20
+    offset: int = 0
+    sort: list[str] = field(default_factory=list)
+    total: str = "accurate"
+    summary: str | None = None
+    elements: str | None = None
+    include: list[str] = field(default_factory=list)
+    revinclude: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    echo: list[tuple[str, str]] = field(default_factory=list)  # result params for links
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name}={value} is not a whole number") from None
+    if number < 0:
+        raise BadRequest(f"{name}={value} must not be negative")
+    return number
+
+
+def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], strict: bool) -> Request:
+    """Split and check the parameters; `_count` is capped at MAX_COUNT."""
+    req = Request(resource_type, count=c.default_count)
+    for name, value in params:
+        base = name.split(":", 1)[0]
+        if base in UNSUPPORTED:
+            if strict:
+                raise BadRequest(f"search parameter {name} is not supported here")
+            req.ignored.append(name)
+        elif base not in RESULT_PARAMS:
+            req.filters.append((name, value))
+        elif base == "_count":
+            req.count = min(_int(name, value), c.max_count)
+        elif base == "_offset":
+            req.offset = _int(name, value)
+        elif base == "_sort":
+            req.sort = [s.strip() for s in value.split(",") if s.strip()]
+        elif base == "_total":
+            if value not in TOTALS:
+                raise BadRequest(f"_total={value} is not one of {', '.join(TOTALS)}")
+            req.total = value
+        elif base == "_summary":
+            req.summary = value
+        elif base == "_elements":
+            req.elements = value
+        elif base == "_include":
+            if ":iterate" in name or ":recurse" in name:
+                raise BadRequest(f"{name} is not supported (no iterative includes)")
+            req.include.append(value)
+        elif base == "_revinclude":
+            if ":iterate" in name or ":recurse" in name:
+                raise BadRequest(f"{name} is not supported (no iterative includes)")
+            req.revinclude.append(value)
+        if base in ("_sort", "_total", "_summary", "_elements", "_include", "_revinclude"):
+            req.echo.append((name, value))
+    elements.check(req.summary, req.elements)
+    if req.summary == "count":
+        req.count = 0
+    return req
+
+
+def _link(c: Ctx, req: Request, used: list[tuple[str, str]], offset: int) -> str:
+    params = [*used, *req.echo, ("_count", str(req.count))]
+    if offset:
+        params.append(("_offset", str(offset)))
+    return f"{c.base}/{req.resource_type}?{urlencode(params)}"
+
+
+def links(c: Ctx, req: Request, used: list[tuple[str, str]], total: int | None,
+          more: bool) -> list[dict[str, str]]:
+    """self, first, previous, next, last: absolute, from the public base URL."""
+    out = [{"relation": "self", "url": _link(c, req, used, req.offset)}]
+    if req.count == 0:
+        return out
+    out.append({"relation": "first", "url": _link(c, req, used, 0)})
+    if req.offset > 0:
+        prev = max(req.offset - req.count, 0)
+        out.append({"relation": "previous", "url": _link(c, req, used, prev)})
+    if more:
+        out.append({"relation": "next", "url": _link(c, req, used, req.offset + req.count)})
+    if total is not None and total > 0:
+        last = ((total - 1) // req.count) * req.count
+        out.append({"relation": "last", "url": _link(c, req, used, last)})
+    return out
+
+
+def resource_bytes(c: Ctx, req: Request, stored: Stored) -> bytes | None:
+    """A stored resource as this request wants it: its version, subsetted if asked; None when
+    it has no representation in the requested version."""
+    body = stored.body.get(c.version)
+    if body is None:
+        return None
+    return elements.subset_bytes(body, c.version, req.summary, req.elements)
+
+
+def run(c: Ctx, req: Request, strict: bool) -> bytes:
+    """Execute a parsed search; the searchset Bundle as bytes."""
+    # One extra match tells whether a next page exists when no total is counted.
+    query = SearchQuery(req.resource_type, c.version, list(req.filters),
+                        count=req.count + (1 if req.count else 0), offset=req.offset,
+                        sort=req.sort, total=req.total, strict=strict)  # type: ignore[arg-type]
+    result = c.store.search(query)
+    found = list(result.matches)
+    more = len(found) > req.count if req.count else False
+    found = found[:req.count]
+    ignored = set(result.ignored) | set(req.ignored)
+    used = [(k, v) for k, v in req.filters if k not in ignored]
+    total = result.total if req.total != "none" or req.count == 0 else None
+    if total is not None and req.count:
+        more = req.offset + len(found) < total
+    entries = []
+    for mode, group in (("match", found),
+                        ("include", included(c, req.resource_type, found, req.include,
+                                             req.revinclude))):
+        for s in group:
+            body = resource_bytes(c, req, s)
+            if body is not None:
+                entries.append(entry(f"{c.base}/{s.resource_type}/{s.id}", body,
+                                     {"search": {"mode": mode}}))
+    return assemble("searchset", entries, total=total, links=links(c, req, used, total, more))
