@@ -38,3 +38,12 @@ def test_wheel_contains_data(tmp_path: Path) -> None:
     for schema in (ROOT / "fhir_adapter" / "data").glob("*.schema.json"):
         assert f"fhir_adapter/data/{schema.name}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0].strip() for b in readme.split("```sh\n")[1:3]]
+    install_and_run, test_command = blocks
+    assert "pip install ." in install_and_run and "serve --examples" in install_and_run
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci, "the README's test command must be .ci/run's, verbatim"
