@@ -51,9 +51,13 @@ def _write_ndjson(fh: BinaryIO, resources: Iterable[dict[str, Any]]) -> int:
 
 def validated(resources: Iterable[dict[str, Any]], version: FhirVersion,
               source: str) -> Iterable[dict[str, Any]]:
-    """Pass resources through, stopping at the first that is not valid FHIR `version`."""
+    """Pass resources through, stopping at the first that is not valid FHIR `version`.
+
+    Every resource meets the official schema; the fhir.resources model checks each distinct
+    structure once (validation.validate, model="per-shape"): that keeps bulk mapping fast.
+    """
     for resource in resources:
-        issues = validate(resource, version)
+        issues = validate(resource, version, model="per-shape")
         if issues:
             where = f"{resource.get('resourceType')}/{resource.get('id')}"
             raise InputError(source, f"mapped {where} is not valid FHIR {version}: "
