@@ -39,6 +39,19 @@ def test_wheel_contains_data(tmp_path: Path) -> None:
         assert f"fhir_adapter/data/{schema.name}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
 
+    # Installed (not the checkout): the ConceptMaps and schemas load from the package.
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import fhir_adapter, json; "
+             "from fhir_adapter import conceptmaps, validation; "
+             "assert fhir_adapter.__file__.startswith(sys.argv[1]), fhir_adapter.__file__; "
+             "print(len(conceptmaps.all_maps()), "
+             "validation.validate({'resourceType': 'Group', 'type': 'person', "
+             "'actual': False}, 'R4'))")
+    done = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split()[0] == str(len(maps)) and done.stdout.strip().endswith("[]")
+
 
 def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
