@@ -1,0 +1,116 @@
+"""gunicorn servers on 127.0.0.1 for the serving and start-up benchmarks: the gateway and the
+bare-Flask ceiling, started the same way (same worker class, workers, threads, flags), so the
+only difference measured is the application."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from . import OUT, PYTHON, ROOT, child_env, die_with_parent, free_port
+
+GATEWAY_APP = "fhir_adapter.gateway:create_app()"
+CEILING_APP = "benchmarks.ceiling_app:create_app()"
+THREADS = 4  # gthread: threads per worker
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A gunicorn configuration: worker class and count (threads for gthread)."""
+
+    worker_class: str  # "sync" | "gthread"
+    workers: int = 2
+
+    @property
+    def label(self) -> str:
+        extra = f", {THREADS} threads" if self.worker_class == "gthread" else ""
+        return f"gunicorn {self.workers} {self.worker_class} workers{extra}"
+
+    def args(self) -> list[str]:
+        out = ["-w", str(self.workers), "-k", self.worker_class]
+        return out + (["--threads", str(THREADS)] if self.worker_class == "gthread" else [])
+
+
+@dataclass
+class Server:
+    """A running gunicorn: where it listens, and when it answered first."""
+
+    base: str
+    port: int
+    process: subprocess.Popen[bytes]
+    started: float  # perf_counter at spawn
+    ready: float  # perf_counter when the port first accepted a connection
+
+
+def get(port: int, path: str, accept: str = "application/fhir+json",
+        timeout: float = 10) -> tuple[int, str, bytes]:
+    """(status, content type, body) of one GET on a fresh connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Accept": accept})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.connect()
+            conn.close()
+            return time.perf_counter()
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"gunicorn did not listen on port {port} within {timeout:.0f} s")
+
+
+def _no_control_socket() -> list[str]:
+    """gunicorn >= 25 opens a control socket at one fixed path per user: concurrent servers
+    (ours, the test suite's) would fight over it, and nothing here uses it."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return (["--no-control-socket"]
+            if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else [])
+
+
+@contextmanager
+def gunicorn(app: str, setup: Setup, env: dict[str, str] | None = None,
+             timeout: float = 60) -> Iterator[Server]:
+    """Run `app` under gunicorn with `setup` on a free loopback port until the block ends."""
+    port = free_port()
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = open(OUT / f"gunicorn-{port}.log", "wb")  # closed in the finally below
+    cmd = [PYTHON, "-m", "gunicorn", *setup.args(), "-b", f"127.0.0.1:{port}",
+           "--graceful-timeout", "5", "--timeout", "120", *_no_control_socket(), app]
+    started = time.perf_counter()
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                               env=child_env(**(env or {})), start_new_session=True,
+                               preexec_fn=die_with_parent)
+    try:
+        ready = _wait_port(port, process, timeout)
+        yield Server(f"http://127.0.0.1:{port}", port, process, started, ready)
+    except RuntimeError as exc:
+        log.flush()
+        tail = (OUT / f"gunicorn-{port}.log").read_bytes()[-600:].decode(errors="replace")
+        raise RuntimeError(f"{exc}: {tail}") from exc
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)  # the master stops its own workers
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: only its workers
+                process.wait()
+        log.close()
+        (OUT / f"gunicorn-{port}.log").unlink(missing_ok=True)
