@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Connection, insert
 from store_backends import module_store  # noqa: F401 (fixtures)
 
-from fhir_adapter.store import SqlStore, canonical
+from fhir_adapter.store import SqlStore, canonical, fastsearch
 from fhir_adapter.store.base import SearchQuery
 from fhir_adapter.store.indexing import index_rows
 from fhir_adapter.store.reading import search_statements
@@ -98,3 +98,66 @@ def test_selective_searches_use_indexes(big: SqlStore, params: list, total: int)
             assert "Index" in text, text
             if total <= 10:
                 assert "Seq Scan" not in text, text
+
+
+FAST_CASES = [
+    [("subject", "Patient/p17")],
+    [("subject", "p17")],
+    [("subject", "Patient/p17,Patient/p18"), ("actuality", "actual")],
+    [("subject", "http://example.org/fhir/Patient/p17")],
+    [("subject", "")],
+    [("_id", "ae1234,ae17,nothing")],
+    [("seriousness", "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness|Serious"),
+     ("study", "ResearchStudy/s1")],
+    [("seriousness", "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness|")],
+    [("seriousness", "|Serious")],
+    [("actuality", "actual"), ("_count", "5")],
+    [("_profile", "http://example.org/StructureDefinition/none"), ("actuality", "actual")],
+]
+
+
+@pytest.mark.parametrize("params", FAST_CASES)
+@pytest.mark.parametrize("count,offset,total", [(20, 0, "accurate"), (7, 3, "none"),
+                                                (0, 0, "accurate"), (5, 9990, "accurate"),
+                                                (5, 9998, "accurate")])
+def test_fast_searches_answer_as_the_general_path(big: SqlStore, params: list, count: int,
+                                                  offset: int, total: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    query = SearchQuery("AdverseEvent", "R4", params, count=count, offset=offset,
+                        total=total)  # type: ignore[arg-type]
+    sql = fastsearch.statements(query, big.engine.dialect.name)
+    assert sql is not None
+    fast = big.search(query)
+    with big.transaction() as tx:  # the same fast path on a unit of work's connection
+        assert tx.search(query) == fast
+    monkeypatch.setattr(fastsearch, "statements", lambda *_: None)
+    general = big.search(query)
+    assert fast == general
+    if count and offset == 0 and params == FAST_CASES[0]:
+        assert [s.id for s in fast.matches] == sorted(f"ae{i}" for i in range(17, N, PATIENTS))
+
+
+@pytest.mark.parametrize("params", FAST_CASES[:3] + FAST_CASES[5:7])
+def test_fast_searches_use_indexes(big: SqlStore, params: list) -> None:
+    query = SearchQuery("AdverseEvent", "R4", params, count=20)
+    sql = fastsearch.statements(query, big.engine.dialect.name)
+    assert sql is not None
+    with big.engine.connect() as conn:
+        for text, args in ((sql.count, sql.count_params), (sql.page, sql.page_params)):
+            if conn.dialect.name == "sqlite":
+                plan = [r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + text, args)]
+                assert not [step for step in plan if step.startswith("SCAN")], plan
+            else:
+                # As above: the index tables through an index; base tables may hash join.
+                plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + text, args)]
+                assert not [step for step in plan if "Seq Scan on idx_" in step], plan
+
+
+@pytest.mark.parametrize("params,sort", [
+    ([("subject:Patient", "p17")], []), ([("date", "2020-03-03")], []),
+    ([("subject", "Patient/p17")], ["-date"]), ([("nonsense", "1")], []),
+    ([("seriousness:not", "Serious")], []),
+])
+def test_other_searches_take_the_general_path(params: list, sort: list) -> None:
+    query = SearchQuery("AdverseEvent", "R4", params, sort=sort)
+    assert fastsearch.statements(query, "sqlite") is None

@@ -61,25 +61,33 @@ def _fhir_blueprint() -> Blueprint:
     return fhir
 
 
-def _cors(response: Response) -> Response:
-    from .context import settings
+_EXPOSE = "Location, ETag, Last-Modified, Content-Location, X-Request-Id"
+_ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
+_ALLOW_HEADERS = ("Accept, Content-Type, If-Match, If-None-Match, If-None-Exist, Prefer, "
+                  "Authorization")
 
-    allowed = str(settings()["CORS_ORIGINS"]).strip()
-    origin = request.headers.get("Origin")
-    if allowed == "*":
-        response.headers["Access-Control-Allow-Origin"] = "*"
-    elif origin and origin in [o.strip() for o in allowed.split(",")]:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.vary.add("Origin")
-    response.headers["Access-Control-Expose-Headers"] = (
-        "Location, ETag, Last-Modified, Content-Location, X-Request-Id")
+
+def _cors(response: Response, origins: frozenset[str] | None) -> None:
+    """CORS headers; `origins` None means any origin ("*")."""
+    headers = response.headers
+    if origins is None:
+        headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        origin = request.headers.get("Origin")
+        if origin and origin in origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            response.vary.add("Origin")
+    headers["Access-Control-Expose-Headers"] = _EXPOSE
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, PATCH, DELETE"
-        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
-            "Access-Control-Request-Headers", "Accept, Content-Type, If-Match, If-None-Match, "
-            "If-None-Exist, Prefer, Authorization")
-        response.headers["Access-Control-Max-Age"] = "600"
-    return response
+        headers["Access-Control-Allow-Methods"] = _ALLOW_METHODS
+        headers["Access-Control-Allow-Headers"] = request.headers.get(
+            "Access-Control-Request-Headers", _ALLOW_HEADERS)
+        headers["Access-Control-Max-Age"] = "600"
+
+
+def _origins(setting: Any) -> frozenset[str] | None:
+    allowed = str(setting).strip()
+    return None if allowed == "*" else frozenset(o.strip() for o in allowed.split(","))
 
 
 def _start() -> None:
@@ -87,14 +95,21 @@ def _start() -> None:
     g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
 
 
-def _finish(response: Response) -> Response:
-    response = _cors(response)
-    response.headers["X-Request-Id"] = g.get("request_id", "")
-    # Path only: bodies and query strings (identifier=..., name=...) may carry PHI.
-    log.info("%s %s %s %.1fms id=%s", request.method, request.path, response.status_code,
-             (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
-             g.get("request_id", ""))
-    return response
+def _finisher(origins: frozenset[str] | None) -> Any:
+    """The after-request hook, with the CORS setting parsed once (not per request)."""
+
+    def _finish(response: Response) -> Response:
+        _cors(response, origins)
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        # Path only: bodies and query strings (identifier=..., name=...) may carry PHI.
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s %s %.1fms id=%s", request.method, request.path,
+                     response.status_code,
+                     (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+                     g.get("request_id", ""))
+        return response
+
+    return _finish
 
 
 def create_app(settings: dict[str, Any] | None = None) -> Flask:
@@ -118,5 +133,5 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(fhir, url_prefix="/fhir/R4", name="fhir_R4")
     app.register_blueprint(fhir, url_prefix="/fhir/R5", name="fhir_R5")
     app.before_request(_start)
-    app.after_request(_finish)
+    app.after_request(_finisher(_origins(conf["CORS_ORIGINS"])))
     return app

@@ -37,12 +37,23 @@ def settings() -> dict[str, Any]:
     return current_app.config["FHIR_ADAPTER"]
 
 
+# (scheme, host) -> public base URL: building request.host_url (quoting, IRI decoding) is a
+# large share of a read's own time. Bounded: the Host header is the client's to choose.
+_BASES: dict[tuple[str, str], str] = {}
+
+
 def public_base() -> str:
     """The public URL of /fhir: configured, or else derived from the request's host."""
     configured = settings().get("PUBLIC_BASE_URL")
     if configured:
         return str(configured).rstrip("/")
-    return request.host_url.rstrip("/") + "/fhir"
+    key = (request.scheme, request.host)
+    found = _BASES.get(key)
+    if found is None:
+        if len(_BASES) >= 256:
+            _BASES.clear()
+        found = _BASES[key] = request.host_url.rstrip("/") + "/fhir"
+    return found
 
 
 def _path_release() -> FhirVersion | None:

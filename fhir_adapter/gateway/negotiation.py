@@ -67,7 +67,8 @@ def _version_param(params: dict[str, str], where: str) -> FhirVersion | None:
 def negotiate(request: Request) -> Negotiated:
     """The response media type and requested version from `_format` or Accept; 406 if the
     client accepts nothing we can send."""
-    fmt = request.args.get("_format")
+    args = request.args
+    fmt = args.get("_format") if args else None  # a miss on a MultiDict raises inside
     if fmt:
         mime, params = parse_options_header(fmt.strip())
         mime = _FORMAT_ALIASES.get(mime.lower())
@@ -78,7 +79,23 @@ def negotiate(request: Request) -> Negotiated:
                                                "_format"))
     header = request.headers.get("Accept", "").strip()
     if not header:
-        return Negotiated(FHIR_JSON, None)
+        return _DEFAULT
+    found = _ACCEPTED.get(header)
+    if found is None:
+        found = _accept(header)
+        if len(_ACCEPTED) >= 256:  # bounded: the header is the client's to choose
+            _ACCEPTED.clear()
+        _ACCEPTED[header] = found
+    return found
+
+
+_DEFAULT = Negotiated(FHIR_JSON, None)
+# Accept header -> answer: clients send the same few headers, and parsing one is a large
+# share of a read's time. Headers we refuse (406) are not kept: _accept raises.
+_ACCEPTED: dict[str, Negotiated] = {}
+
+
+def _accept(header: str) -> Negotiated:
     ranges = sorted(_media_ranges(header), key=lambda r: -r[2])
     for mime, params, q in ranges:
         if q <= 0:
@@ -93,7 +110,10 @@ def negotiate(request: Request) -> Negotiated:
 
 def content_type(request: Request) -> tuple[str, dict[str, str]]:
     """The request body's media type (lower case) and its parameters ('' when absent)."""
-    mime, params = parse_options_header(request.headers.get("Content-Type", ""))
+    header = request.headers.get("Content-Type")
+    if not header:
+        return "", {}
+    mime, params = parse_options_header(header)
     return mime.lower(), {k.lower(): v for k, v in params.items()}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Response
@@ -31,6 +32,7 @@ def info(message: str) -> bytes:
     return outcome_bytes([Issue("information", "informational", message)])
 
 
+@lru_cache(maxsize=4096)  # hot resources are read again and again: parse their instant once
 def http_date(instant: str) -> str:
     """FHIR instant (2026-11-25T13:00:00.123Z) -> RFC 9110 HTTP-date."""
     moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
@@ -77,10 +79,22 @@ def location(base: str, stored: Stored) -> str:
 def fhir_response(body: bytes | None, status: int = 200, mime: str = "application/fhir+json",
                   version: FhirVersion = "R4", headers: dict[str, str] | None = None) -> Response:
     """A response with the FHIR media type (and its fhirVersion parameter) and headers."""
-    response = Response(body if body is not None else b"", status=status)
-    if body is not None:
-        response.headers["Content-Type"] = (
-            f"{mime}; fhirVersion={VERSION_PARAM_OUT[version]}; charset=utf-8")
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    # Headers given up front (no default text/html Content-Type set and then replaced; no
+    # scan for an existing value per header): `headers` never names Content-Type.
+    extra = list(headers.items()) if headers else None
+    if body is None:
+        return Response(b"", status=status, headers=extra)
+    return Response(body, status=status, headers=extra,
+                    content_type=_CONTENT_TYPES[mime, version])
+
+
+class _ContentTypes(dict[tuple[str, str], str]):
+    """(media type, FHIR version) -> Content-Type header value, built on first use."""
+
+    def __missing__(self, key: tuple[str, str]) -> str:
+        mime, version = key
+        value = self[key] = f"{mime}; fhirVersion={VERSION_PARAM_OUT[version]}; charset=utf-8"
+        return value
+
+
+_CONTENT_TYPES = _ContentTypes()

@@ -72,7 +72,8 @@ def _resource(c: Ctx, stored: Stored) -> Response:
     headers = version_headers(stored)
     if _not_modified(stored):
         return fhir_response(None, 304, c.mime, c.version, headers)
-    summary, wanted = request.args.get("_summary"), request.args.get("_elements")
+    args = request.args  # a miss on a MultiDict raises (and catches) an exception inside
+    summary, wanted = (args.get("_summary"), args.get("_elements")) if args else (None, None)
     elements.check(summary, wanted)
     body = elements.subset_bytes(body_in(stored, c.version), c.version, summary, wanted)
     return fhir_response(body, 200, c.mime, c.version, headers)

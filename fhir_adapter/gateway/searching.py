@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 
 from ..errors import BadRequest
 from ..store.base import SearchQuery, Stored
+from ..store.canonical import dumps
 from . import elements
-from .bundle import assemble, entry
+from .bundle import assemble
 from .context import Ctx
 from .includes import included
 
@@ -20,6 +21,8 @@ RESULT_PARAMS = ("_count", "_offset", "_sort", "_total", "_summary", "_elements"
 UNSUPPORTED = ("_contained", "_containedType", "_score", "_graph", "_list", "_query", "_text",
                "_content", "_filter")
 TOTALS = ("none", "estimate", "accurate")
+_SEARCH_MODE = {mode: b',"search":' + dumps({"mode": mode}) + b"}"
+                for mode in ("match", "include")}
 
 
 @dataclass
@@ -91,28 +94,26 @@ def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], strict: boo
     return req
 
 
-def _link(c: Ctx, req: Request, used: list[tuple[str, str]], offset: int) -> str:
-    params = [*used, *req.echo, ("_count", str(req.count))]
-    if offset:
-        params.append(("_offset", str(offset)))
-    return f"{c.base}/{req.resource_type}?{urlencode(params)}"
-
-
 def links(c: Ctx, req: Request, used: list[tuple[str, str]], total: int | None,
           more: bool) -> list[dict[str, str]]:
     """self, first, previous, next, last: absolute, from the public base URL."""
-    out = [{"relation": "self", "url": _link(c, req, used, req.offset)}]
+    # The links differ in _offset only: the rest is encoded once.
+    head = (f"{c.base}/{req.resource_type}?"
+            + urlencode([*used, *req.echo, ("_count", str(req.count))]))
+
+    def link(offset: int) -> str:
+        return f"{head}&_offset={offset}" if offset else head
+
+    out = [{"relation": "self", "url": link(req.offset)}]
     if req.count == 0:
         return out
-    out.append({"relation": "first", "url": _link(c, req, used, 0)})
+    out.append({"relation": "first", "url": link(0)})
     if req.offset > 0:
-        prev = max(req.offset - req.count, 0)
-        out.append({"relation": "previous", "url": _link(c, req, used, prev)})
+        out.append({"relation": "previous", "url": link(max(req.offset - req.count, 0))})
     if more:
-        out.append({"relation": "next", "url": _link(c, req, used, req.offset + req.count)})
+        out.append({"relation": "next", "url": link(req.offset + req.count)})
     if total is not None and total > 0:
-        last = ((total - 1) // req.count) * req.count
-        out.append({"relation": "last", "url": _link(c, req, used, last)})
+        out.append({"relation": "last", "url": link(((total - 1) // req.count) * req.count)})
     return out
 
 
@@ -144,9 +145,12 @@ def run(c: Ctx, req: Request, strict: bool) -> bytes:
     for mode, group in (("match", found),
                         ("include", included(c, req.resource_type, found, req.include,
                                              req.revinclude))):
+        tail = _SEARCH_MODE[mode]
+        subset = elements.wanted(req.summary, req.elements)
         for s in group:
-            body = resource_bytes(c, req, s)
-            if body is not None:
-                entries.append(entry(f"{c.base}/{s.resource_type}/{s.id}", body,
-                                     {"search": {"mode": mode}}))
+            body = resource_bytes(c, req, s) if subset else s.body.get(c.version)
+            if body is not None:  # bundle.entry()'s bytes, with the constant part made once
+                entries.append(b"".join((
+                    b'{"fullUrl":', dumps(f"{c.base}/{s.resource_type}/{s.id}"),
+                    b',"resource":', body, tail)))
     return assemble("searchset", entries, total=total, links=links(c, req, used, total, more))

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, false, func, select, tuple_
 
 from ..errors import BadRequest, Gone, NotFound
+from . import fastsearch
 from .base import FhirVersion, SearchQuery, SearchResult, Stored
 from .schema import index_tables, resource_bodies
 from .schema import resource_versions as versions
@@ -45,12 +46,35 @@ def search_statements(query: SearchQuery) -> tuple[Any, Any, tuple[str, ...]]:
     return count, page, tuple(p.ignored)
 
 
+# One statement per read: the current row, its version (deleted? when? how?) and one row per
+# stored representation (none for a tombstone). Every join is on a primary key / unique index.
+READ_SQL = """SELECT r.version_id, v.version_id, v.deleted, v.last_updated, v.method,
+ b.fhir_version, b.body FROM resources r
+ LEFT JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id
+  AND v.version_id = r.version_id
+ LEFT JOIN resource_bodies b ON b.res_type = v.res_type AND b.res_id = v.res_id
+  AND b.version_id = v.version_id
+ WHERE r.res_type = ? AND r.res_id = ?"""
+VREAD_SQL = """SELECT v.version_id, v.version_id, v.deleted, v.last_updated, v.method,
+ b.fhir_version, b.body FROM resource_versions v
+ LEFT JOIN resource_bodies b ON b.res_type = v.res_type AND b.res_id = v.res_id
+  AND b.version_id = v.version_id
+ WHERE v.res_type = ? AND v.res_id = ? AND v.version_id = ?"""
+
+
+def raw_statements(dialect: str) -> dict[str, str]:
+    """The hot statements in the driver's parameter style (sqlite3: ?, psycopg: %s)."""
+    out = {"read": READ_SQL, "vread": VREAD_SQL}
+    return out if dialect == "sqlite" else {k: v.replace("?", "%s") for k, v in out.items()}
+
+
 class Reader:
     """Read operations over an engine, or over one connection inside a transaction."""
 
     def __init__(self, engine: Engine, conn: Connection | None = None) -> None:
         self.engine = engine
         self._conn = conn
+        self._sql = raw_statements(engine.dialect.name)
 
     @contextmanager
     def _unit(self, write: bool = False) -> Iterator[Connection]:
@@ -69,36 +93,53 @@ class Reader:
 
     # -- read, vread -----------------------------------------------------------------------
 
+    @contextmanager
+    def _cursor(self, conn: Connection | None) -> Iterator[Any]:
+        """A DB-API cursor: on `conn` (inside a unit of work), else on a pooled connection
+        without a transaction of our own. Hot reads skip SQLAlchemy's statement building and
+        execution context (measured: 0.7 ms of a 0.75 ms read); one statement sees one
+        snapshot, and the pool's reset-on-return ends PostgreSQL's implicit transaction."""
+        raw = conn.connection if conn is not None else self.engine.raw_connection()
+        cur = raw.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+            if conn is None:
+                raw.close()  # back to the pool
+
     def read(self, resource_type: str, id: str) -> Stored:
         """Current version; raises errors.NotFound or errors.Gone (deleted)."""
-        with self._unit() as conn:
-            return self._read(conn, resource_type, id)
+        return self._read(self._conn, resource_type, id)
 
-    def _read(self, conn: Connection, rtype: str, rid: str) -> Stored:
-        row = conn.execute(select(res.c.version_id, res.c.deleted).where(
-            res.c.res_type == rtype, res.c.res_id == rid)).first()
-        if row is None or row.version_id == 0:
-            raise NotFound(f"{rtype}/{rid} is not known")
-        return self._version(conn, rtype, rid, row.version_id)
+    def _read(self, conn: Connection | None, rtype: str, rid: str) -> Stored:
+        with self._cursor(conn) as cur:
+            cur.execute(self._sql["read"], (rtype, rid))
+            return self._stored(rtype, rid, cur.fetchall(), None)
 
     def vread(self, resource_type: str, id: str, version_id: int) -> Stored:
         """One version; NotFound if there is no such version, Gone if it is a deletion."""
-        with self._unit() as conn:
-            return self._version(conn, resource_type, id, version_id)
+        return self._version(self._conn, resource_type, id, version_id)
 
-    def _version(self, conn: Connection, rtype: str, rid: str, vid: int) -> Stored:
-        row = conn.execute(select(versions).where(
-            versions.c.res_type == rtype, versions.c.res_id == rid,
-            versions.c.version_id == vid)).first()
-        if row is None:
+    def _version(self, conn: Connection | None, rtype: str, rid: str, vid: int) -> Stored:
+        with self._cursor(conn) as cur:
+            cur.execute(self._sql["vread"], (rtype, rid, vid))
+            return self._stored(rtype, rid, cur.fetchall(), vid)
+
+    @staticmethod
+    def _stored(rtype: str, rid: str, rows: list[Any], wanted: int | None) -> Stored:
+        """A version from the rows of READ_SQL / VREAD_SQL (one per representation)."""
+        if wanted is None and (not rows or not rows[0][0]):
+            raise NotFound(f"{rtype}/{rid} is not known")
+        if not rows or rows[0][1] is None:
+            vid = rows[0][0] if wanted is None else wanted
             raise NotFound(f"{rtype}/{rid} has no version {vid}")
-        if row.deleted:
+        _, vid, deleted, last_updated, method, _, _ = rows[0]
+        if deleted:
             raise Gone(f"{rtype}/{rid} was deleted (version {vid})",
                        headers={"ETag": f'W/"{vid}"'})
-        bodies = conn.execute(select(body.c.fhir_version, body.c.body).where(
-            body.c.res_type == rtype, body.c.res_id == rid, body.c.version_id == vid)).all()
-        return Stored(rtype, rid, vid, row.last_updated, False,
-                      {b.fhir_version: _bytes(b.body) for b in bodies}, row.method)
+        return Stored(rtype, rid, vid, last_updated, False,
+                      {r[5]: _bytes(r[6]) for r in rows if r[5] is not None}, method)
 
     # -- history -----------------------------------------------------------------------------
 
@@ -135,13 +176,44 @@ class Reader:
     def search(self, query: SearchQuery) -> SearchResult:
         """One page of current, non-deleted matches in query.version (each Stored carries
         that version's bytes), in a stable order, with the total unless total='none'."""
+        fast = fastsearch.statements(query, self.engine.dialect.name)
+        if fast is not None:
+            return self._fast_search(self._conn, query, fast)
         with self._unit() as conn:
             return self._search(conn, query)
 
+    def _fast_search(self, conn: Connection | None, query: SearchQuery,
+                     sql: fastsearch.Statements) -> SearchResult:
+        # Outside a unit of work, SQLite (autocommit) needs BEGIN for the total and the page
+        # to come from one snapshot; PostgreSQL's driver opens a transaction by itself.
+        snapshot = conn is None and self.engine.dialect.name == "sqlite"
+        with self._cursor(conn) as cur:
+            if snapshot:
+                cur.execute("BEGIN")
+            try:
+                rows = []
+                if query.count > 0:
+                    cur.execute(sql.page, sql.page_params)
+                    rows = cur.fetchall()
+                total = fastsearch.total_from_page(query, len(rows))
+                if total is None and query.total != "none":
+                    cur.execute(sql.count, sql.count_params)
+                    total = cur.fetchone()[0]
+            finally:
+                if snapshot:
+                    cur.execute("COMMIT")
+        return SearchResult([Stored(query.resource_type, r[0], r[1], r[2], False,
+                                    {query.version: _bytes(r[3])}) for r in rows], total, ())
+
     def _search(self, conn: Connection, query: SearchQuery) -> SearchResult:
+        fast = fastsearch.statements(query, self.engine.dialect.name)
+        if fast is not None:
+            return self._fast_search(conn, query, fast)
         count, page, ignored = search_statements(query)
-        total = None if query.total == "none" else conn.execute(count).scalar_one()
         rows = [] if query.count <= 0 else conn.execute(page).all()
+        total = fastsearch.total_from_page(query, len(rows))
+        if total is None and query.total != "none":
+            total = conn.execute(count).scalar_one()
         matches = [Stored(query.resource_type, r.res_id, r.version_id, r.last_updated, False,
                           {query.version: _bytes(r.body)}) for r in rows]
         return SearchResult(matches, total, ignored)

@@ -45,6 +45,8 @@ class Plan:
 
 def split_escaped(text: str, sep: str) -> list[str]:
     """Split on `sep` not preceded by a backslash; escapes stay for the next split."""
+    if "\\" not in text:  # the usual case: no escapes at all
+        return text.split(sep)
     parts, current, i = [], [], 0
     while i < len(text):
         ch = text[i]
@@ -64,6 +66,8 @@ def split_escaped(text: str, sep: str) -> list[str]:
 
 def unescape(text: str) -> str:
     """'a\\,b' -> 'a,b' (FHIR escapes , | $ and \\ in search values)."""
+    if "\\" not in text:
+        return text
     out, i = [], 0
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text):
