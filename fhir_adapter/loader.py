@@ -3,7 +3,9 @@ R5 representations by (type, id) (the mappings derive the same deterministic ids
 and store every pair in one transaction per file: all of a file or nothing.
 
 Re-loading updates resources in place (same ids); content that did not change keeps its
-version, so loading the same file twice changes nothing the second time.
+version, so loading the same file twice changes nothing the second time. Writes go through
+Store.bulk_upsert (batches of a few hundred resources, store/bulk.py); the CLI maps R4 and R5
+in two child processes while it writes (parallel.py).
 """
 
 from __future__ import annotations
@@ -170,34 +172,44 @@ class Progress:
 def store_file(store: Store, pairs: Iterable[tuple[int, dict[FhirVersion, Resource]]],
                source: str, summary: LoadSummary, progress: bool | None = None,
                validate: bool = False, files: int = 1) -> None:
-    """Write every (row, pair) in one transaction: an error anywhere rolls the whole file
-    back. `validate`: check each representation (mapped resources are checked already)."""
+    """Write every (row, pair) in one transaction, in batches (Store.bulk_upsert): an error
+    anywhere rolls the whole file back. `validate`: check each representation (mapped
+    resources are checked already). Memory stays flat: outcomes are counted, not kept."""
     meter = Progress(source, progress)
+    row = [0]  # the row being prepared: a representation fails validation as it is pulled
+
+    def numbered() -> Iterator[dict[FhirVersion, Resource]]:
+        for number, pair in pairs:
+            row[0] = number
+            yield pair
+
+    counts: Counter[tuple[str, str]] = Counter()
     try:
         with store.transaction() as tx:
-            outcomes: list[tuple[str, str]] = []
-            for number, pair in pairs:
-                try:
-                    result = tx.update(pair, validate=validate)
-                except InvalidResource as exc:
-                    raise InputError(source, f"{exc.message}: "
-                                     + "; ".join(str(i) for i in exc.issues[:5]),
-                                     row=number) from exc
-                outcomes.append((result.stored.resource_type, result.outcome))
-                meter.tick()
+            try:
+                for rtype, outcome in tx.bulk_upsert(numbered(), validate=validate):
+                    counts[rtype, outcome] += 1
+                    meter.tick()
+            except InvalidResource as exc:
+                raise InputError(source, f"{exc.message}: "
+                                 + "; ".join(str(i) for i in exc.issues[:5]),
+                                 row=row[0]) from exc
     finally:
         meter.close()
-    for rtype, outcome in outcomes:  # counted only once the file committed
-        summary.add(rtype, outcome)
+    for (rtype, outcome), times in counts.items():  # counted only once the file committed
+        summary.counts.setdefault(rtype, Counter())[outcome] += times
     summary.files += files
 
 
 def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
                store: Store | None = None, progress: bool | None = None,
-               warn: Callable[[str], None] | None = None, **options: Any) -> LoadSummary:
+               warn: Callable[[str], None] | None = None, parallel: bool = False,
+               **options: Any) -> LoadSummary:
     """Map and store each file (study | enrollments | adverse-events), one transaction per
     file (per folder for SDTM trial-design datasets); `options` go to the mapping (study=...,
-    disposition=..., timezone=...)."""
+    disposition=..., timezone=...). `parallel`: map R4 and R5 in two forked processes while
+    this one writes (parallel.py; single-threaded callers such as the CLI only)."""
+    from . import parallel as workers
     from .store import open_store
 
     make = producer(kind)
@@ -209,11 +221,19 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
     try:
         for unit in _units(kind, list(paths)):
             # R5 warnings repeat the R4 ones (same source facts): report them once.
-            r4 = make(unit, "R4", warn=warn, **options)
-            r5 = make(unit, "R5", warn=None, **options)
+            if parallel and workers.available():
+                r4 = workers.in_child(make, unit, "R4", warn=warn, **options)
+                r5 = workers.in_child(make, unit, "R5", warn=None, **options)
+            else:
+                r4 = make(unit, "R4", warn=warn, **options)
+                r5 = make(unit, "R5", warn=None, **options)
             label = ", ".join(str(p) for p in unit)
-            store_file(target, enumerate(paired(r4, r5), start=1), label, summary, progress,
-                       files=len(unit))
+            try:
+                store_file(target, enumerate(paired(r4, r5), start=1), label, summary,
+                           progress, files=len(unit))
+            finally:  # stop the mapping (and its child processes) now, not when collected
+                for stream in (r4, r5):
+                    getattr(stream, "close", lambda: None)()
         target.analyze()
     finally:
         if own:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..keyset import KeySet
 from ..output import validated
 from ..validation import FhirVersion
 
@@ -22,7 +23,7 @@ class LoadReport:
         self.events = 0
         self.counts: dict[str, Counter[str]] = {k: Counter() for k in (
             "seriousness", "criteria met", "severity", "CTCAE grade", "outcome", "relatedness")}
-        self.subjects: set[str] = set()
+        self.subjects = KeySet()  # compact: a million-row file keeps memory flat
         self.warnings: Counter[str] = Counter()
         self.first_row: dict[str, str] = {}
         self.errors: list[InputError] = []
@@ -91,15 +92,16 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
     source = open_adverse_events(file, supplemental, study)
     report.source = source
     shared: set[str] = set()  # the study intervention's Medication: once per output
-    events: dict[str, int] = {}  # AdverseEvent id -> row: a key given twice is an error
+    events = KeySet()  # AdverseEvent id -> row: a key given twice is an error
     for item in source.records:
         if not isinstance(item, InputError):
             mapped = map_adverse_event(item, version, timezone=timezone,
                                        intervention=intervention)
             event = mapped.resources[0]
-            if event["id"] in events:
+            first = events.get(event["id"])
+            if first is not None:
                 item = InputError(item.file, f"event {item.subject_id}|{item.event_key} is "
-                                  f"already at row {events[event['id']]}", item.row,
+                                  f"already at row {first}", item.row,
                                   item.columns.get("event_key"))
         if isinstance(item, InputError):
             if skip_invalid:
@@ -107,7 +109,7 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
             else:
                 report.errors.append(item)
             continue
-        events[event["id"]] = item.row
+        events.add(event["id"], item.row)
         for text in mapped.warnings:
             report.warn(text, f"{item.file}, row {item.row}")
         fresh = [event]

@@ -85,8 +85,9 @@ def _load(kind: str, files: tuple[Path, ...], database: str | None, progress: bo
     from ..loader import load_files
 
     given = {k: v for k, v in options.items() if v not in (None, False)}
+    # The CLI is single-threaded: map R4 and R5 in two child processes while this one writes.
     _report(load_files(kind, list(files), database=database, progress=progress, warn=_warn,
-                       **given))
+                       parallel=True, **given))
 
 
 @load_group.command("study")

@@ -9,7 +9,7 @@ conversion exists). Bytes are canonical and validated at write time; reads serve
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -93,6 +93,13 @@ class Store(Protocol):
         "unchanged", nothing written). `if_match` (the version the client read) is checked
         atomically: a mismatch, a concurrent winner or a missing resource ->
         errors.PreconditionFailed. Updating a deleted resource revives it ("created")."""
+
+    def bulk_upsert(self, resources: Iterable[Mapping[str, dict[str, Any]]], *,
+                    validate: bool = True) -> Iterator[tuple[str, str]]:
+        """update() of each {version: resource} in turn, written in batches (the loader):
+        (resource type, outcome) per resource as its batch is written; a representation
+        that fails validation raises errors.InvalidResource as it is pulled from the
+        iterable. Use inside transaction() for all or nothing."""
 
     def read(self, resource_type: str, id: str) -> Stored:
         """Current version; raises errors.NotFound or errors.Gone (deleted)."""

@@ -6,13 +6,14 @@ units begin IMMEDIATE, so they run one at a time), then the new version is writt
 If-Match can never pass twice. A new id is first inserted as a version-0 placeholder with
 ON CONFLICT DO NOTHING: a concurrent creator of the same id waits for the first to commit
 and then sees it. Conditional creates serialise on a row of `locks` named after the criteria.
+The loader's bulk_upsert (bulk.py) writes batches with the same outcomes per resource.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
 from ..validation import normalise_version, validate
-from . import canonical
+from . import bulk, canonical
 from .base import FhirVersion, SearchQuery, Stored, WriteResult
 from .indexing import index_rows
 from .reading import Reader
@@ -94,6 +95,21 @@ class SqlStore(Reader):
         rtype, rid, reps = _prepare(resources, validate, new_id=False)
         with self._unit(write=True) as conn:
             return self._write(conn, rtype, rid, reps, "PUT", if_match, must_be_new=False)
+
+    def bulk_upsert(self, resources: Iterable[Mapping[str, dict[str, Any]]], *,
+                    validate: bool = True) -> Iterator[tuple[str, str]]:
+        """update() of each {version: resource}, in batches (bulk.py): (type, outcome) per
+        resource, yielded as its batch is written. Use inside transaction() for all or
+        nothing; a representation that fails validation raises as it is pulled."""
+        with self._unit(write=True) as conn:
+            dialect = conn.dialect.name
+            cur = conn.connection.cursor()
+            try:
+                for batch in bulk.batches(bulk.prepared(resources, validate, _prepare)):
+                    yield from bulk.write_batch(cur, dialect, batch,
+                                                instant_text(self._clock()))
+            finally:
+                cur.close()
 
     def delete(self, resource_type: str, id: str) -> Stored | None:
         """Tombstone: a new version marked deleted, index rows removed. None when there was

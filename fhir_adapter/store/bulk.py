@@ -1,0 +1,179 @@
+"""Bulk create-or-update for the loader: the same outcome as one `update()` per resource, in
+a few statements per batch of resources instead of ~12 per resource.
+
+Per batch: one SELECT of the batch's current rows (FOR UPDATE on PostgreSQL; SQLite write
+units hold the write lock already), then the INSERTs of new rows, versions, bodies and index
+rows (sqlite3 executemany, run in C; PostgreSQL COPY, one round trip per table: psycopg's
+pipelined executemany cost ~0.1 ms per index row), an executemany UPDATE of the changed rows
+(checked by row count, as single writes check theirs) and a DELETE of their old index rows.
+Content whose hash equals the stored one writes nothing. Statements are plain SQL built once
+per dialect and run on the DB-API cursor: SQLAlchemy's per-call expression building cost more
+than the writes (measured: ~2/3 of a load).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cache
+from operator import itemgetter
+from typing import Any
+
+from ..errors import Conflict, PreconditionFailed
+from . import canonical
+from .indexing import EXTRACTORS, index_rows
+
+BATCH = 500
+COMMON = ("res_type", "res_id", "fhir_version", "param", "grp")
+
+
+class Prepared:
+    """One resource ready to write: its representations without store meta, their bytes
+    and the content hash."""
+
+    __slots__ = ("rtype", "rid", "reps", "digest")
+
+    def __init__(self, rtype: str, rid: str, reps: dict[str, dict[str, Any]]) -> None:
+        self.rtype, self.rid, self.reps = rtype, rid, reps
+        self.digest = canonical.content_hash({v: canonical.dumps(r) for v, r in reps.items()})
+
+
+# table -> its columns as the bulk INSERTs / COPYs name them
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "resources": ("res_type", "res_id", "version_id", "deleted", "last_updated",
+                  "content_hash"),
+    "resource_versions": ("res_type", "res_id", "version_id", "last_updated", "method",
+                          "deleted"),
+    "resource_bodies": ("res_type", "res_id", "version_id", "fhir_version", "body"),
+    **{f"idx_{table}": (*COMMON, *columns) for table, (columns, _) in EXTRACTORS.items()},
+}
+
+
+@cache
+def statements(dialect: str) -> dict[str, str]:
+    """The bulk statements in the driver's parameter style (sqlite3 ?, psycopg %s)."""
+    p = "%s" if dialect == "postgresql" else "?"
+    out = {
+        "update_res": f"UPDATE resources SET version_id = {p}, deleted = {p}, "
+                      f"last_updated = {p}, content_hash = {p} "
+                      f"WHERE res_type = {p} AND res_id = {p} AND version_id = {p}",
+    }
+    for table, names in COLUMNS.items():
+        if dialect == "postgresql":  # COPY: one round trip per table and batch
+            out[table] = f"COPY {table} ({', '.join(names)}) FROM STDIN"
+        else:
+            out[table] = (f"INSERT INTO {table} ({', '.join(names)}) "
+                          f"VALUES ({', '.join([p] * len(names))})")
+    for table in EXTRACTORS:
+        out[f"unindex_{table}"] = f"DELETE FROM idx_{table} WHERE res_type = {p} AND res_id = {p}"
+    return out
+
+
+def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
+    sql = statements(dialect)[table]
+    if dialect != "postgresql":
+        cur.executemany(sql, rows)
+        return
+    with cur.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+_ROW_OF = {table: itemgetter(*COLUMNS[f"idx_{table}"]) for table in EXTRACTORS}
+
+
+def _current_rows(cur: Any, dialect: str, rtype: str, ids: list[str]) -> dict[str, tuple]:
+    """id -> (version_id, deleted, content_hash, last_updated) of the ids that have a row."""
+    cols = "res_id, version_id, deleted, content_hash, last_updated FROM resources"
+    if dialect == "postgresql":
+        cur.execute(f"SELECT {cols} WHERE res_type = %s AND res_id = ANY(%s) FOR UPDATE",
+                    (rtype, ids))
+    else:
+        marks = ", ".join("?" * len(ids))
+        cur.execute(f"SELECT {cols} WHERE res_type = ? AND res_id IN ({marks})", (rtype, *ids))
+    return {r[0]: tuple(r[1:]) for r in cur.fetchall()}
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    return any(c.__name__ == "IntegrityError" for c in type(exc).__mro__)
+
+
+def write_batch(cur: Any, dialect: str, batch: list[Prepared], now: str
+                ) -> list[tuple[str, str]]:
+    """Write one batch (distinct (type, id) keys) on the cursor; (type, outcome) per item."""
+    sql = statements(dialect)
+    current: dict[tuple[str, str], tuple] = {}
+    for rtype in {p.rtype for p in batch}:
+        ids = [p.rid for p in batch if p.rtype == rtype]
+        current.update(((rtype, k), v) for k, v in _current_rows(cur, dialect, rtype, ids).items())
+    outcomes: list[tuple[str, str]] = []
+    new_rows, changed, unindex, versions, bodies = [], [], [], [], []
+    index: dict[str, list[tuple]] = {table: [] for table in EXTRACTORS}
+    for item in batch:
+        row = current.get((item.rtype, item.rid))
+        version = row[0] if row else 0
+        exists = version > 0 and not row[1]  # type: ignore[index]
+        if exists and row[2] == item.digest:  # type: ignore[index]
+            outcomes.append((item.rtype, "unchanged"))
+            continue
+        new = version + 1
+        if row is None:
+            new_rows.append((item.rtype, item.rid, new, False, now, item.digest))
+        else:
+            changed.append((new, False, now, item.digest, item.rtype, item.rid, version))
+            if version:
+                unindex.append((item.rtype, item.rid))
+        versions.append((item.rtype, item.rid, new, now, "PUT", False))
+        for fhir_version, rep in item.reps.items():
+            final = canonical.with_meta(rep, item.rid, new, now)
+            bodies.append((item.rtype, item.rid, new, fhir_version, canonical.dumps(final)))
+            for table, rows in index_rows(final, fhir_version).items():  # type: ignore[arg-type]
+                if rows:
+                    index[table].extend(map(_ROW_OF[table], rows))
+        outcomes.append((item.rtype, "updated" if exists else "created"))
+    if new_rows:
+        try:
+            _insert(cur, dialect, "resources", new_rows)
+        except Exception as exc:
+            if _is_integrity_error(exc):  # created by a concurrent writer since the SELECT
+                raise Conflict("resources of this file were created concurrently; "
+                               "load it again") from exc
+            raise
+    if changed:
+        cur.executemany(sql["update_res"], changed)
+        if cur.rowcount not in (-1, len(changed)):  # another writer got there first
+            raise PreconditionFailed("resources of this file changed concurrently; "
+                                     "load it again")
+    if versions:
+        _insert(cur, dialect, "resource_versions", versions)
+        _insert(cur, dialect, "resource_bodies", bodies)
+    if unindex:
+        for table in EXTRACTORS:
+            cur.executemany(sql[f"unindex_{table}"], unindex)
+    for table, rows in index.items():
+        if rows:
+            _insert(cur, dialect, f"idx_{table}", rows)
+    return outcomes
+
+
+def batches(items: Iterable[Prepared], size: int = BATCH) -> Iterator[list[Prepared]]:
+    """Batches of at most `size` with distinct (type, id): a repeated key starts a new batch,
+    so its second write sees the first (as consecutive update() calls would)."""
+    batch: list[Prepared] = []
+    keys: set[tuple[str, str]] = set()
+    for item in items:
+        key = (item.rtype, item.rid)
+        if len(batch) >= size or key in keys:
+            yield batch
+            batch, keys = [], set()
+        batch.append(item)
+        keys.add(key)
+    if batch:
+        yield batch
+
+
+def prepared(resources: Iterable[Mapping[str, dict[str, Any]]], check: bool,
+             prepare: Any) -> Iterator[Prepared]:
+    """Prepared items from {version: resource} mappings via `prepare` (sql._prepare)."""
+    for reps in resources:
+        rtype, rid, ordered = prepare(reps, check, new_id=False)
+        yield Prepared(rtype, rid, ordered)

@@ -1,0 +1,109 @@
+"""The loader's write path: Store.bulk_upsert gives what one update() per resource gives
+(versions, history, index, unchanged content), mapping in child processes gives what mapping
+inline gives, and the compact key set behind the adverse-event duplicate check."""
+
+# ruff: noqa: F811 (tests take the fixtures imported from store_backends as arguments)
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from store_backends import backend, postgres_database, store, store_url  # noqa: F401 (fixtures)
+
+from fhir_adapter import loader
+from fhir_adapter.errors import InputError, InvalidResource, NotFound
+from fhir_adapter.keyset import KeySet
+from fhir_adapter.loader import load_files
+from fhir_adapter.store import SqlStore
+from fhir_adapter.store.base import SearchQuery
+
+
+def patient(pid: str, gender: str) -> dict[str, dict[str, Any]]:
+    return {v: {"resourceType": "Patient", "id": pid, "gender": gender,
+                "identifier": [{"system": "urn:s", "value": pid}]} for v in ("R4", "R5")}
+
+
+def test_bulk_upsert_matches_single_updates(store: SqlStore) -> None:
+    store.update(patient("p1", "male"))
+    store.update(patient("p2", "male"))
+    store.delete("Patient", "p2")
+    stream = [patient("p1", "male"), patient("p2", "female"), patient("p3", "other"),
+              patient("p3", "female")]  # a repeated id: the second write sees the first
+    with store.transaction() as tx:
+        outcomes = list(tx.bulk_upsert(stream, validate=True))
+    assert outcomes == [("Patient", "unchanged"), ("Patient", "created"),
+                        ("Patient", "created"), ("Patient", "updated")]
+    assert store.read("Patient", "p1").version_id == 1
+    assert store.read("Patient", "p2").version_id == 3  # revived after its tombstone
+    third = store.read("Patient", "p3")
+    assert third.version_id == 2 and b'"versionId":"2"' in third.json("R5")
+    assert [h.version_id for h in store.history("Patient", "p3")] == [2, 1]
+    for version in ("R4", "R5"):
+        found = store.search(SearchQuery("Patient", version, [("gender", "female")]))
+        assert sorted(m.id for m in found.matches) == ["p2", "p3"]
+        old = store.search(SearchQuery("Patient", version, [("gender", "other")]))
+        assert old.total == 0  # the index of the replaced version is gone
+        assert store.search(SearchQuery("Patient", version,
+                                        [("identifier", "urn:s|p3")])).total == 1
+
+
+def test_bulk_upsert_validates_and_rolls_back(store: SqlStore) -> None:
+    bad = patient("p9", "robot")
+    with pytest.raises(InvalidResource), store.transaction() as tx:
+        for _ in tx.bulk_upsert([patient("p8", "male"), bad], validate=True):
+            pass
+    with pytest.raises(NotFound):
+        store.read("Patient", "p8")
+
+
+def rows_file(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def producer(paths: list[Path], version: str, warn: Any = None, **options: Any) -> Any:
+    """A stand-in mapping: one Patient per row, a warning per file, a failing row raises."""
+    for path in paths:
+        if warn:
+            warn(f"{path.name}: a warning")
+        for number, row in enumerate(json.loads(path.read_text("utf-8")), start=1):
+            if row.get("fail"):
+                raise InputError(str(path), "bad row", row=number, field_name="gender")
+            yield patient(f"q{row['id']}", row["gender"])[version]
+
+
+def test_parallel_mapping_matches_inline(store: SqlStore, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhir_adapter import parallel
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(loader, "producer", lambda kind: producer)
+    monkeypatch.setattr(parallel, "BATCH", 3)  # several messages per child
+    source = rows_file(tmp_path, [{"id": n, "gender": "male"} for n in range(10)])
+    said: list[str] = []
+    first = load_files("enrollments", [source], store=store, parallel=True, warn=said.append)
+    assert str(first) == "10 created, 0 updated, 0 unchanged"
+    assert said == ["rows.json: a warning"]  # R4's warnings only, passed on by the parent
+    again = load_files("enrollments", [source], store=store, parallel=False)
+    assert str(again) == "0 created, 0 updated, 10 unchanged"
+    bad = rows_file(tmp_path, [{"id": 20, "gender": "male"}, {"fail": True}])
+    with pytest.raises(InputError) as caught:
+        load_files("enrollments", [bad], store=store, parallel=True)
+    assert (caught.value.row, caught.value.field_name) == (2, "gender")
+    with pytest.raises(NotFound):
+        store.read("Patient", "q20")
+
+
+def test_keyset_is_a_set_with_first_values() -> None:
+    keys = KeySet(capacity=4)
+    assert keys.add("a", 7) and keys.add("b", 8) and not keys.add("a", 9)
+    for n in range(1000):  # grows past its first capacity several times
+        keys.add(f"k{n}", n)
+    assert len(keys) == 1002
+    assert keys.get("a") == 7 and keys.get("k999") == 999 and keys.get("zz") is None
+    assert "b" in keys and "c" not in keys and 3 not in keys
