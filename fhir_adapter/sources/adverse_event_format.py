@@ -9,10 +9,7 @@ Lines line, from 1), the column and what was expected.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import orjson
 from ..dates import DateParseError, is_after, parse_date
 from ..errors import InputError
 from .adverse_event import AdverseEventRecord, AdverseEventSource, MeddraTerm
+from .schemas import input_schema, input_validator
 from .tabular import columns, read_rows
 
 # Our criterion columns -> the SDTM flag the record (and the ConceptMap) use.
@@ -38,16 +36,13 @@ _TRUE = {"y", "yes", "true", "1"}
 _FALSE = {"n", "no", "false", "0"}
 
 
-@cache
 def schema() -> dict[str, Any]:
     """The published adverse-event JSON Schema (draft 2020-12)."""
-    text = resources.files("fhir_adapter").joinpath("data", "adverse-event.schema.json")
-    return json.loads(text.read_text("utf-8"))
+    return input_schema("adverse-event")
 
 
-@cache
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema())
+    return input_validator("adverse-event")
 
 
 def open_format_file(path: Path, kind: str, study: str | None,

@@ -14,12 +14,10 @@ record, so a caller may stop at it or skip it. Problems with the file itself are
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import orjson
 from ..dates import DateParseError, ParsedDate, is_after, parse_date
 from ..errors import InputError
 from .quickcheck import compile_schema
+from .schemas import input_schema, input_validator
 from .tabular import columns, read_rows
 
 END_STATUSES = frozenset({"screen-failure", "completed", "withdrawn", "discontinued"})
@@ -89,16 +88,13 @@ class EnrollmentRecord:
 Item = EnrollmentRecord | InputError
 
 
-@cache
 def schema() -> dict[str, Any]:
     """Our published enrollment JSON Schema (draft 2020-12)."""
-    text = resources.files("fhir_adapter").joinpath("data", "enrollment.schema.json")
-    return json.loads(text.read_text("utf-8"))
+    return input_schema("enrollment")
 
 
-@cache
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema())
+    return input_validator("enrollment")
 
 
 @cache
