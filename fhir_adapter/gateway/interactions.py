@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from ..errors import BadRequest, MethodNotAllowed, NotFound, PreconditionFailed
 from ..store.base import SearchQuery, Stored
+from ..store.canonical import without_version_meta
 from .context import READ_ONLY_TYPES, STORED_TYPES, Ctx
 from .versions import representations
 
@@ -61,15 +62,8 @@ def _prepared(resource: Any, resource_type: str, where: str) -> dict[str, Any]:
     if actual != resource_type:
         raise BadRequest(f"{where or 'the body'} is a {actual or 'resource without type'}, "
                          f"but the URL names {resource_type}")
-    meta = resource.get("meta")
-    if isinstance(meta, dict):
-        # versionId and lastUpdated are the server's to set; profile, tag, security stay.
-        kept = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
-        if kept:
-            resource["meta"] = kept
-        else:
-            del resource["meta"]
-    return resource
+    # versionId and lastUpdated are the server's to set; profile, tag, security stay.
+    return without_version_meta(resource)
 
 
 def _with_id(resource: dict[str, Any], id: str) -> dict[str, Any]:
