@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from store_backends import backend, postgres_database, store, store_url  # noqa: F401 (fixtures)
 
 from fhir_adapter import loader
 from fhir_adapter.errors import InputError, InvalidResource, NotFound
 from fhir_adapter.keyset import KeySet
 from fhir_adapter.loader import load_files
-from fhir_adapter.store import SqlStore
+from fhir_adapter.store import SqlStore, canonical
 from fhir_adapter.store.base import SearchQuery
 
 
@@ -48,6 +50,37 @@ def test_bulk_upsert_matches_single_updates(store: SqlStore) -> None:
         assert old.total == 0  # the index of the replaced version is gone
         assert store.search(SearchQuery("Patient", version,
                                         [("identifier", "urn:s|p3")])).total == 1
+
+
+def test_bulk_bodies_are_the_single_write_bytes(store: SqlStore) -> None:
+    tagged = {"resourceType": "Patient", "id": "t1", "active": True,
+              "meta": {"tag": [{"system": "urn:t", "code": "x"}], "versionId": "9"}}
+    plain = patient("t2", "male")
+    with store.transaction() as tx:
+        list(tx.bulk_upsert([{"R4": tagged}, plain], validate=True))
+    for rid, reps in (("t1", {"R4": tagged}), ("t2", plain)):
+        stored = store.read("Patient", rid)
+        for version, rep in reps.items():
+            body = canonical.without_version_meta(rep)
+            expected = canonical.with_meta(body, rid, 1, stored.last_updated)
+            assert stored.json(version) == canonical.dumps(expected)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=3), max_leaves=8)
+
+
+@given(rtype=st.text(min_size=1, max_size=8), rid=st.text(min_size=1, max_size=8),
+       rest=st.dictionaries(st.text(max_size=6), json_values, max_size=4))
+def test_meta_spliced_into_bytes_equals_reserialising(rtype: str, rid: str,
+                                                      rest: dict[str, Any]) -> None:
+    resource = {"resourceType": rtype, "id": rid,
+                **{k: v for k, v in rest.items() if k not in ("resourceType", "id")}}
+    plain = canonical.dumps(resource)
+    assert (canonical.with_meta_bytes(plain, resource, 4, "2026-11-25T00:00:00Z")
+            == canonical.dumps(canonical.with_meta(resource, rid, 4, "2026-11-25T00:00:00Z")))
 
 
 def test_bulk_upsert_validates_and_rolls_back(store: SqlStore) -> None:
@@ -107,3 +140,35 @@ def test_keyset_is_a_set_with_first_values() -> None:
     assert len(keys) == 1002
     assert keys.get("a") == 7 and keys.get("k999") == 999 and keys.get("zz") is None
     assert "b" in keys and "c" not in keys and 3 not in keys
+
+
+def test_postgres_foreign_keys_are_checked_at_commit() -> None:
+    """Checked per row, a fresh PostgreSQL database planned the key check on the wrong index
+    and a bulk load went quadratic; databases made before that change are altered on open."""
+    from sqlalchemy import text
+    from store_backends import new_postgres_database
+
+    from fhir_adapter.store import open_store
+
+    def deferred(opened: SqlStore) -> set[tuple[str, bool]]:
+        with opened.engine.connect() as conn:
+            rows = conn.execute(text("SELECT conname, condeferred FROM pg_constraint "
+                                     "WHERE contype = 'f'")).fetchall()
+        return {(name, flag) for name, flag in rows}
+
+    with new_postgres_database() as url:
+        first = open_store(url)
+        keys = deferred(first)
+        assert len(keys) == 2 and all(flag for _, flag in keys)
+        with first.engine.begin() as conn:  # as an older version of the store made them
+            for name, _ in keys:
+                table = "resource_bodies" if "bodies" in name else "resource_versions"
+                conn.execute(text(f'ALTER TABLE {table} ALTER CONSTRAINT "{name}" '
+                                  "NOT DEFERRABLE"))
+        assert not any(flag for _, flag in deferred(first))
+        first.close()
+        again = open_store(url)
+        assert all(flag for _, flag in deferred(again))
+        with again.transaction() as tx:
+            assert list(tx.bulk_upsert([patient("k1", "male")])) == [("Patient", "created")]
+        again.close()
