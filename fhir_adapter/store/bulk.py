@@ -23,6 +23,8 @@ from . import canonical
 from .indexing import EXTRACTORS, index_rows
 
 BATCH = 500
+# SQLite page cache of a bulk load's connection (KiB when negative): 64 MiB, then flat.
+SQLITE_CACHE = -65536
 COMMON = ("res_type", "res_id", "fhir_version", "param", "grp")
 
 
@@ -30,11 +32,12 @@ class Prepared:
     """One resource ready to write: its representations without store meta, their bytes
     and the content hash."""
 
-    __slots__ = ("rtype", "rid", "reps", "digest")
+    __slots__ = ("rtype", "rid", "reps", "plain", "digest")
 
     def __init__(self, rtype: str, rid: str, reps: dict[str, dict[str, Any]]) -> None:
         self.rtype, self.rid, self.reps = rtype, rid, reps
-        self.digest = canonical.content_hash({v: canonical.dumps(r) for v, r in reps.items()})
+        self.plain = {v: canonical.dumps(r) for v, r in reps.items()}
+        self.digest = canonical.content_hash(self.plain)
 
 
 # table -> its columns as the bulk INSERTs / COPYs name them
@@ -124,8 +127,11 @@ def write_batch(cur: Any, dialect: str, batch: list[Prepared], now: str
                 unindex.append((item.rtype, item.rid))
         versions.append((item.rtype, item.rid, new, now, "PUT", False))
         for fhir_version, rep in item.reps.items():
-            final = canonical.with_meta(rep, item.rid, new, now)
-            bodies.append((item.rtype, item.rid, new, fhir_version, canonical.dumps(final)))
+            body = canonical.with_meta_bytes(item.plain[fhir_version], rep, new, now)
+            bodies.append((item.rtype, item.rid, new, fhir_version, body))
+            # Indexing reads values, not key order: the meta need not come first here.
+            meta = {**(rep.get("meta") or {}), "versionId": str(new), "lastUpdated": now}
+            final = {**rep, "meta": meta}
             for table, rows in index_rows(final, fhir_version).items():  # type: ignore[arg-type]
                 if rows:
                     index[table].extend(map(_ROW_OF[table], rows))

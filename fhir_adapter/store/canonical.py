@@ -78,6 +78,20 @@ def with_meta(resource: Mapping[str, Any], rid: str, version_id: int,
     return out
 
 
+def with_meta_bytes(plain: bytes, resource: Mapping[str, Any], version_id: int,
+                    last_updated: str) -> bytes:
+    """dumps(with_meta(resource, ...)) from `plain` = dumps(resource), without serialising
+    again: for a resource without meta whose first keys are resourceType and id (as the
+    store prepares them), the meta goes in after the id; otherwise the long way."""
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    if "meta" not in resource and isinstance(rtype, str) and isinstance(rid, str):
+        head = b'{"resourceType":' + orjson.dumps(rtype) + b',"id":' + orjson.dumps(rid)
+        if plain.startswith(head) and plain[len(head):len(head) + 1] in (b",", b"}"):
+            meta = orjson.dumps({"versionId": str(version_id), "lastUpdated": last_updated})
+            return head + b',"meta":' + meta + plain[len(head):]
+    return dumps(with_meta(resource, str(rid), version_id, last_updated))
+
+
 def content_hash(bodies: Mapping[str, bytes]) -> str:
     """One digest over every representation: equal digests = nothing to write."""
     digest = hashlib.sha256()
