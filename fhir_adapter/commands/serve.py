@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 
 import click
-from werkzeug.serving import WSGIRequestHandler
 
 # The seed files, in load order (a study before the subjects and events that reference it).
 EXAMPLES = (("study", "NCT05003921.json"), ("enrollments", "NCT05003921.enrollments.csv"),
@@ -51,12 +50,17 @@ def load_examples(database: str | None, folder: Path) -> list[str]:
     return lines
 
 
-class _QuietHandler(WSGIRequestHandler):
+def _quiet_handler() -> type:
     """werkzeug logs each request line with its query string (identifier=..., PHI): the
-    gateway's own access log records method, path and status instead."""
+    gateway's own access log records method, path and status instead. (Made on use: the
+    werkzeug server costs `fhir-adapter --help` 45 ms to import.)"""
+    from werkzeug.serving import WSGIRequestHandler
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass
+
+    return QuietHandler
 
 
 @click.command("serve")
@@ -91,4 +95,4 @@ def serve_command(host: str, port: int, database: str | None, public_base_url: s
     click.echo(f"FHIR R4 at http://{host}:{port}/fhir (R5 at /fhir/R5); Ctrl+C stops",
                err=True)
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False,
-               request_handler=_QuietHandler)
+               request_handler=_quiet_handler())
