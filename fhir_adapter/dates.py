@@ -22,7 +22,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["DateParseError", "ParsedDate", "check_timezone", "is_after", "parse_date",
@@ -117,10 +117,21 @@ class ParsedDate:
         return f"{self.date}T{self.hour:02d}:{self.minute:02d}:{seconds}{offset}"
 
 
+# Bulk sources repeat their dates (an AE row checks up to three, the mapping reads them again):
+# results are remembered. ParsedDate is frozen, so a shared one is safe; errors are not kept.
+_CACHED = 8192
+
+
 def parse_date(text: str) -> ParsedDate:
     """Parse ISO 8601 / SDTM date text; raises DateParseError naming what was expected."""
-    if not isinstance(text, str):
-        raise DateParseError(f"expected {EXPECTED}, got {text!r}")
+    if type(text) is not str:  # str subclasses and other types go uncached
+        if not isinstance(text, str):
+            raise DateParseError(f"expected {EXPECTED}, got {text!r}")
+        return _parse(text)
+    return _parse_cached(text)
+
+
+def _parse(text: str) -> ParsedDate:
     value = text.strip()
     match = _ISO.fullmatch(value)
     if not match or not any(ch.isdigit() for ch in value):
@@ -145,6 +156,9 @@ def parse_date(text: str) -> ParsedDate:
     return ParsedDate(text=value, offset=offset if "hour" in kept else None,
                       fraction=fraction, truncated=truncated,
                       **{name: kept.get(name) for name in _PARTS})
+
+
+_parse_cached = lru_cache(maxsize=_CACHED)(_parse)
 
 
 def _check_ranges(text: str, raw: dict[str, str | None]) -> None:
@@ -189,6 +203,13 @@ def to_fhir_datetime(value: str | ParsedDate | None,
     A time without an offset gets the offset of `timezone` at that local time; without a
     timezone only the date is kept. Notes hold no source values, so callers can count them.
     """
+    if type(value) is str and (timezone is None or type(timezone) is str):
+        return _fhir_datetime_cached(value, timezone)
+    return _fhir_datetime(value, timezone)
+
+
+def _fhir_datetime(value: str | ParsedDate | None,
+                   timezone: str | None) -> tuple[str | None, str | None]:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     parsed = value if isinstance(value, ParsedDate) else parse_date(value)
@@ -206,6 +227,9 @@ def to_fhir_datetime(value: str | ParsedDate | None,
                              "kept the date")
     text, note = _localise(parsed, timezone)
     return text, note or partial
+
+
+_fhir_datetime_cached = lru_cache(maxsize=_CACHED)(_fhir_datetime)
 
 
 def _localise(parsed: ParsedDate, timezone: str) -> tuple[str | None, str | None]:

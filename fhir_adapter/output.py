@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .errors import InputError
+from .errors import InputError, Issue
 from .validation import FhirVersion, validate
 
 _OPTS = orjson.OPT_INDENT_2
@@ -59,10 +59,16 @@ def validated(resources: Iterable[dict[str, Any]], version: FhirVersion,
     for resource in resources:
         issues = validate(resource, version, model="per-shape")
         if issues:
-            where = f"{resource.get('resourceType')}/{resource.get('id')}"
-            raise InputError(source, f"mapped {where} is not valid FHIR {version}: "
-                             + "; ".join(str(i) for i in issues[:5]))
+            raise invalid_error(resource, version, source, issues)
         yield resource
+
+
+def invalid_error(resource: dict[str, Any], version: FhirVersion, source: str,
+            issues: list[Issue]) -> InputError:
+    """The error that stops a run at a mapped resource `validate` found `issues` in."""
+    where = f"{resource.get('resourceType')}/{resource.get('id')}"
+    return InputError(source, f"mapped {where} is not valid FHIR {version}: "
+                      + "; ".join(str(i) for i in issues[:5]))
 
 
 def write_resources(resources: Iterable[dict[str, Any]], output: str | None,

@@ -10,13 +10,9 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-import jsonschema
-from pydantic import ValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT6
-
 from .errors import Issue
 from .fastschema import SchemaCompiler
+from .structures import Plans, make_plan, shape
 
 FhirVersion = Literal["R4", "R5"]
 VERSIONS: tuple[FhirVersion, ...] = ("R4", "R5")
@@ -52,9 +48,14 @@ def schema_validator(version: FhirVersion, resource_type: str) -> Any:
 
 
 @cache
-def reference_validator(version: FhirVersion, resource_type: str) -> jsonschema.Draft6Validator:
-    """The same check by the `jsonschema` library: slower, kept as the reference that
-    tests hold the compiled validator to."""
+def reference_validator(version: FhirVersion, resource_type: str) -> Any:
+    """The same check by the `jsonschema` library (a Draft6Validator): slower, kept as the
+    reference that tests hold the compiled validator to. Imported here, not at the top: it
+    costs the command line ~100 ms to start."""
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT6
+
     full = _schema(version)
     if resource_type not in full["definitions"]:
         raise KeyError(resource_type)
@@ -95,7 +96,9 @@ def validate(resource: Any, version: FhirVersion,
     The official schema checks every resource. The `fhir.resources` model costs ~0.3 ms, so
     bulk paths pass model="per-shape": the model then checks each distinct structure once
     (what it adds over the schema, e.g. one value[x] per choice, depends on the structure,
-    not the values, which the schema's patterns and enums already check).
+    not the values, which the schema's patterns and enums already check). Per shape, the
+    schema check is also cut to the leaves once resources of that exact structure have
+    passed (structures.Plan): the same answer for a fraction of the walk.
     """
     if not isinstance(resource, dict):
         return [Issue("error", "structure", "a FHIR resource must be a JSON object")]
@@ -107,42 +110,51 @@ def validate(resource: Any, version: FhirVersion,
     except KeyError:
         return [Issue("error", "not-supported",
                       f"{rtype!r} is not a FHIR {version} resource type", "resourceType")]
-    issues = [Issue("error", "invalid", _short(message), fhirpath(rtype, path))
-              for path, message in validator(resource)]
+    if model == "per-shape":
+        return _per_shape(resource, version, rtype, validator)
+    issues = _schema_issues(rtype, validator(resource))
     if model == "always":
         issues.extend(model_issues(resource, version))
-    elif model == "per-shape":
-        key = (version, shape(resource))
-        if key not in _SHAPES:
-            found = model_issues(resource, version)
-            if not found:  # only a passing shape may skip the model next time
-                _SHAPES.add(key)
-            issues.extend(found)
     return _dedupe(issues)
 
 
+def _schema_issues(rtype: str, errors: list[tuple[Any, str]]) -> list[Issue]:
+    return [Issue("error", "invalid", _short(message), fhirpath(rtype, path))
+            for path, message in errors]
+
+
 _SHAPES: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+_PLANS = Plans()
 
 
-def shape(value: Any, path: str = "") -> frozenset[tuple[str, str]]:
-    """The structure of a JSON value: (path without indices, JSON type) pairs."""
-    out: set[tuple[str, str]] = set()
-    stack = [(path, value)]
-    while stack:
-        where, node = stack.pop()
-        if isinstance(node, dict):
-            for key, item in node.items():
-                stack.append((f"{where}.{key}", item))
-        elif isinstance(node, list):
-            for item in node:
-                stack.append((where, item))
-        else:
-            out.add((where, type(node).__name__))
-    return frozenset(out)
+def _per_shape(resource: dict[str, Any], version: FhirVersion, rtype: str,
+               validator: Any) -> list[Issue]:
+    """validate(model="per-shape"): the schema (by its leaves when a resource of the same
+    exact structure passed before: structures.py, else in full), then the model once per
+    `shape`."""
+    plan, key, leaves = _PLANS.find(version, rtype, resource)
+    if plan is not None and plan.passes(leaves):
+        issues: list[Issue] = []
+        form = plan.shape
+    else:
+        issues = _schema_issues(rtype, validator(resource))
+        form = shape(resource)
+        if key is not None and plan is None and not issues:
+            _PLANS.valid(key, lambda: make_plan(
+                _compiler(version).leaf_checks(rtype, resource), leaves, form))
+    found_key = (version, form)
+    if found_key not in _SHAPES:
+        found = model_issues(resource, version)
+        if not found:  # only a passing shape may skip the model next time
+            _SHAPES.add(found_key)
+        issues.extend(found)
+    return _dedupe(issues)
 
 
 def model_issues(resource: dict[str, Any], version: FhirVersion) -> list[Issue]:
     """What the fhir.resources model of the type finds wrong."""
+    from pydantic import ValidationError
+
     rtype = resource["resourceType"]
     try:
         model_class(version, rtype).model_validate(resource)

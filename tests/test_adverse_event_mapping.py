@@ -178,6 +178,15 @@ def test_meddra_codes_only_when_given_and_every_term_kept() -> None:
         {"system": "https://www.meddra.org", "display": "Musculoskeletal disorders"}]
 
 
+def test_only_the_first_body_system_repeating_the_soc_is_dropped() -> None:
+    body = MeddraTerm("bodySystem", "Nervous system disorders", None)
+    terms = (MeddraTerm("soc", "Nervous system disorders", None), body,
+             MeddraTerm("pt", "Headache", None), MeddraTerm("bodySystem", body.term, None))
+    ae, _ = mapped("R4", meddra=terms)
+    levels = [e["url"] for e in ext(ae, "meddra-classification")[0]["extension"]]
+    assert levels == ["soc", "pt", "bodySystem"]  # as list.remove(body) would leave it
+
+
 def test_expectedness_actions_and_sponsor_id() -> None:
     r4, warnings = mapped("R4", expected=False, actions=("DRUG WITHDRAWN",), sponsor_id="L7")
     assert ext(r4, "expected-in-research-study")[0]["valueBoolean"] is False

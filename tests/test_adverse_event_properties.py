@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from fhir_adapter.dates import DateParseError, parse_date
 from fhir_adapter.errors import InputError
 from fhir_adapter.mapping.adverse_event import map_adverse_event
-from fhir_adapter.mapping.adverse_event_inverse import fhir_to_record
+from fhir_adapter.mapping.adverse_event_inverse import fhir_to_record, safety_facts
 from fhir_adapter.sources.adverse_event import AdverseEventRecord, parse_sdtm_row
 from fhir_adapter.sources.adverse_event_format import CRITERIA, schema, to_record
 from fhir_adapter.sources.tabular import Row
@@ -174,3 +174,32 @@ def test_round_trip_loses_no_safety_fact(row: dict, version: str) -> None:
     for name, column in (("onset", "onset_date"), ("end", "end_date"),
                          ("recorded", "recorded_date")):
         assert same_moment(row.get(column), facts[name]), (name, row.get(column), facts[name])
+
+
+@SETTINGS
+@given(row=rows(), version=st.sampled_from(["R4", "R5"]))
+def test_the_summary_counts_what_fhir_to_record_reads(row: dict, version: str) -> None:
+    event = map_adverse_event(to_record("ae.json", 1, row, None), version).resources[0]
+    facts = fhir_to_record(event, version)
+    summary = safety_facts(event, version)
+    assert summary == {k: facts[k] for k in summary}
+    assert set(summary) == {"serious", "criteria", "severity", "grade", "outcome",
+                            "relatedness"}
+
+
+@SETTINGS
+@given(row=rows(), version=st.sampled_from(["R4", "R5"]))
+def test_concepts_from_the_memo_are_the_lookups_and_new_each_time(row: dict,
+                                                                   version: str) -> None:
+    from fhir_adapter.conceptmaps import lookup
+    from fhir_adapter.mapping.adverse_event_codes import _cc, _concept
+
+    record = to_record("ae.json", 1, row, None)
+    first = map_adverse_event(record, version).resources[0]
+    second = map_adverse_event(record, version).resources[0]
+    assert first == second
+    for map_id, code in (("sdtm-aesev-severity", "MILD"), ("sdtm-aeser-seriousness-r4", "Y"),
+                         ("sdtm-aeacn-action-taken", "DRUG WITHDRAWN")):
+        a, b = _concept(map_id, code), _concept(map_id, code)
+        assert a == b == _cc(lookup(map_id, code))
+        assert a is not b and a["coding"][0] is not b["coding"][0]

@@ -215,3 +215,42 @@ def test_format_not_recognised(tmp_path: Path) -> None:
     path = write(tmp_path / "x.csv", "a,b\n1,2\n")
     with pytest.raises(InputError, match="cannot tell the format"):
         open_adverse_events(path)
+
+
+def test_accepted_terms_follow_the_site_concept_maps(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remembered terms are dropped when the ConceptMaps are re-read (FHIR_ADAPTER_MAPPINGS)."""
+    import json
+
+    from fhir_adapter import conceptmaps
+    from fhir_adapter.sources.adverse_event_sdtm import _term
+    from fhir_adapter.sources.tabular import Row
+
+    row = Row("ae.csv", 1, {})
+    assert _term(row, "AESEV", "mild", "severity") == "MILD"
+    severity = conceptmaps.get_map("sdtm-aesev-severity")
+    group = severity["group"][0]
+    site = dict(severity, group=[dict(group, element=[
+        e for e in group["element"] if e["code"] != "MILD"])])
+    (tmp_path / "severity.json").write_text(json.dumps(site))
+    monkeypatch.setenv("FHIR_ADAPTER_MAPPINGS", str(tmp_path))
+    conceptmaps.all_maps.cache_clear()
+    conceptmaps._index.cache_clear()
+    try:
+        with pytest.raises(InputError, match="is not one of"):
+            _term(row, "AESEV", "mild", "severity")
+    finally:
+        monkeypatch.delenv("FHIR_ADAPTER_MAPPINGS")
+        conceptmaps.all_maps.cache_clear()
+        conceptmaps._index.cache_clear()
+    assert _term(row, "AESEV", "mild", "severity") == "MILD"
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_pilot_summary_counts_what_fhir_to_record_reads(pilot_csv: Path, version: str) -> None:
+    from fhir_adapter.mapping.adverse_event_inverse import fhir_to_record, safety_facts
+
+    resources, _ = load(pilot_csv, version)
+    for event in (r for r in resources if r["resourceType"] == "AdverseEvent"):
+        facts, summary = fhir_to_record(event, version), safety_facts(event, version)
+        assert summary == {k: facts[k] for k in summary}

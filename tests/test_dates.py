@@ -170,3 +170,38 @@ def test_order_agrees_with_sort_key(a: str, b: str) -> None:
     assert is_after(first, second) == (a > b)
     assert (first.sort_key() > second.sort_key()) == (a > b)
 
+
+
+class _Text(str):
+    """A str subclass: parsed without the cache, with the same answers."""
+
+
+@given(st.one_of(st.from_regex(SDTM_LIKE, fullmatch=True), st.text(max_size=12)),
+       st.sampled_from([None, *ZONES]))
+def test_remembered_answers_are_the_computed_ones(text: str, zone: str | None) -> None:
+    # Twice through the cache (the second answer is remembered), once around it.
+    outcomes = []
+    for value in (text, text, _Text(text)):
+        try:
+            outcomes.append((parse_date(value), to_fhir_datetime(value, zone)))
+        except DateParseError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert outcomes[0] == _uncached(text, zone)
+
+
+def _uncached(text: str, zone: str | None) -> object:
+    from fhir_adapter import dates
+
+    try:
+        return dates._parse(text), dates._fhir_datetime(text, zone)
+    except DateParseError as exc:
+        return str(exc)
+
+
+def test_errors_are_raised_every_time() -> None:
+    for _ in range(3):
+        with pytest.raises(DateParseError, match="2024-13"):
+            parse_date("2024-13")
+    with pytest.raises(DateParseError):
+        parse_date(None)  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..keyset import KeySet
-from ..output import validated
-from ..validation import FhirVersion
+from ..output import invalid_error
+from ..validation import FhirVersion, validate
 
 
 class LoadReport:
@@ -35,7 +35,8 @@ class LoadReport:
         self.first_row.setdefault(text, where)
 
     def count(self, facts: dict[str, Any]) -> None:
-        """Add one event's facts (`fhir_to_record` of what was written) to the counts."""
+        """Add one event's facts (`safety_facts`, i.e. `fhir_to_record`, of what was written)
+        to the counts."""
         self.events += 1
         serious = {True: "serious", False: "non-serious", None: "not given"}[facts["serious"]]
         self.counts["seriousness"][serious] += 1
@@ -86,22 +87,22 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
     """Validated resources of one adverse-event file; bad rows stop the load at the end (so
     every one is reported) unless `skip_invalid`."""
     from ..mapping.adverse_event import map_adverse_event
-    from ..mapping.adverse_event_inverse import fhir_to_record
+    from ..mapping.adverse_event_inverse import safety_facts
     from ..sources.adverse_event import open_adverse_events
 
     source = open_adverse_events(file, supplemental, study)
     report.source = source
     shared: set[str] = set()  # the study intervention's Medication: once per output
-    events = KeySet()  # AdverseEvent id -> row: a key given twice is an error
+    events = KeySet(_capacity(file))  # AdverseEvent id -> row: a key given twice is an error
+    subject = None  # the last subject counted (a subject's rows usually come together)
     for item in source.records:
         if not isinstance(item, InputError):
             mapped = map_adverse_event(item, version, timezone=timezone,
                                        intervention=intervention)
             event = mapped.resources[0]
-            first = events.get(event["id"])
-            if first is not None:
+            if not events.add(event["id"], item.row):
                 item = InputError(item.file, f"event {item.subject_id}|{item.event_key} is "
-                                  f"already at row {first}", item.row,
+                                  f"already at row {events.get(event['id'])}", item.row,
                                   item.columns.get("event_key"))
         if isinstance(item, InputError):
             if skip_invalid:
@@ -109,7 +110,6 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
             else:
                 report.errors.append(item)
             continue
-        events.add(event["id"], item.row)
         for text in mapped.warnings:
             report.warn(text, f"{item.file}, row {item.row}")
         fresh = [event]
@@ -117,9 +117,25 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
             if resource["id"] not in shared:
                 shared.add(resource["id"])
                 fresh.append(resource)
-        report.count(fhir_to_record(event, version))
-        report.subjects.add(item.subject_id)
-        yield from validated(fresh, version, f"{item.file}, row {item.row}")
+        report.count(safety_facts(event, version))
+        if item.subject_id != subject:
+            subject = item.subject_id
+            report.subjects.add(subject)
+        for resource in fresh:
+            issues = validate(resource, version, model="per-shape")
+            if issues:
+                raise invalid_error(resource, version, f"{item.file}, row {item.row}", issues)
+            yield resource
     if report.errors:
         raise InputError(str(file), f"{len(report.errors)} invalid row(s): nothing written "
                          "(--skip-invalid maps the valid rows)")
+
+
+def _capacity(file: Path) -> int:
+    """A KeySet size for the events of `file`: growing one costs a re-insert of every key, so
+    it starts near its final size (rows take >= 150 bytes; a KeySet is at most half full)."""
+    try:
+        rows = file.stat().st_size // 150
+    except OSError:
+        rows = 0
+    return min(max(2 * rows, 1024), 1 << 21)

@@ -91,6 +91,8 @@ def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
     subject = {"reference": f"Patient/{ids.resource_id('Patient', system, record.subject_id)}"}
     categories = [{"text": c} for c in record.categories]
     event = _event(record)
+    # Elements are set in this order, and only when present (not None, [] or {}): the JSON
+    # bytes depend on it.
     if version == "R4":
         ext = []
         if end:
@@ -103,32 +105,60 @@ def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
                  "extension": [{"url": "item", "valueCodeableConcept": cc}]}
                 for cc in parts.actions()]
         ext += _meddra_extension(record)
-        ae.update(_compact(extension=ext, identifier=identifiers[0], actuality="actual",
-                           category=categories, event=event, subject=subject, date=onset,
-                           recordedDate=recorded))
-        ae.update(_compact(seriousness=parts.seriousness(serious), severity=parts.severity(),
-                           outcome=parts.outcome(outcome),
-                           suspectEntity=_suspect_r4(record, name, parts, out),
-                           study=[study_ref]))
+        if ext:
+            ae["extension"] = ext
+        ae["identifier"] = identifiers[0]
+        ae["actuality"] = "actual"
+        if categories:
+            ae["category"] = categories
+        if event:
+            ae["event"] = event
+        ae["subject"] = subject
+        if onset is not None:
+            ae["date"] = onset
+        if recorded is not None:
+            ae["recordedDate"] = recorded
+        _put(ae, "seriousness", parts.seriousness(serious))
+        _put(ae, "severity", parts.severity())
+        _put(ae, "outcome", parts.outcome(outcome))
+        _put(ae, "suspectEntity", _suspect_r4(record, name, parts, out))
+        ae["study"] = [study_ref]
     else:
         ext = (parts.severity_extension() + parts.grade(AE_RESEARCH)
                + parts.criteria(AE_RESEARCH, serious) + _meddra_extension(record))
         final = bool(end) or outcome in FINAL_OUTCOMES
         outcome_cc = parts.outcome(outcome)
-        ae.update(_compact(
-            extension=ext, identifier=identifiers,
-            status="completed" if final else "in-progress", actuality="actual",
-            category=categories, code=event, subject=subject,
-            occurrencePeriod=_period(onset, end), recordedDate=recorded,
-            seriousness=parts.seriousness(serious),
-            outcome=[outcome_cc] if outcome_cc else None, study=[study_ref],
-            expectedInResearchStudy=record.expected,
-            suspectEntity=_suspect_r5(record, name, parts, study_ref),
-            mitigatingAction=[{"itemCodeableConcept": cc} for cc in parts.actions()]))
+        if ext:
+            ae["extension"] = ext
+        ae["identifier"] = identifiers
+        ae["status"] = "completed" if final else "in-progress"
+        ae["actuality"] = "actual"
+        if categories:
+            ae["category"] = categories
+        if event:
+            ae["code"] = event
+        ae["subject"] = subject
+        _put(ae, "occurrencePeriod", _period(onset, end))
+        if recorded is not None:
+            ae["recordedDate"] = recorded
+        _put(ae, "seriousness", parts.seriousness(serious))
+        if outcome_cc:
+            ae["outcome"] = [outcome_cc]
+        ae["study"] = [study_ref]
+        if record.expected is not None:
+            ae["expectedInResearchStudy"] = record.expected
+        _put(ae, "suspectEntity", _suspect_r5(record, name, parts, study_ref))
+        _put(ae, "mitigatingAction", [{"itemCodeableConcept": cc} for cc in parts.actions()])
     out.resources.append(ae)
     if version == "R4" and name:
         out.resources.append(medication(record.study, name))
     return out
+
+
+def _put(resource: dict[str, Any], element: str, value: dict | list | None) -> None:
+    """Set an element that may be absent (None) or empty ([] or {}: left out)."""
+    if value:
+        resource[element] = value
 
 
 def medication(study: str, name: str) -> dict[str, Any]:
@@ -169,15 +199,16 @@ def _outcome(record: AdverseEventRecord, out: Mapped) -> str | None:
 def _datetime(record: AdverseEventRecord, name: str, timezone: str | None,
               out: Mapped) -> str | None:
     value = getattr(record, name)
+    if value is None:  # to_fhir_datetime(None) is (None, None): nothing to say
+        return None
     text, note = to_fhir_datetime(value, timezone)
-    column = _col(record, name)
     if note:
-        out.warnings.append(f"{column} {note}")
+        out.warnings.append(f"{_col(record, name)} {note}")
     elif value and timezone:
         parsed = parse_date(value)
         if parsed.minute is not None and parsed.offset is None:
-            out.warnings.append(f"{column} has a time of day without UTC offset: placed in "
-                                f"timezone {timezone}")
+            out.warnings.append(f"{_col(record, name)} has a time of day without UTC offset: "
+                                f"placed in timezone {timezone}")
     return text
 
 
@@ -219,33 +250,47 @@ def _event(record: AdverseEventRecord) -> dict:
         if term.level in ("llt", "pt") and term.code and all(
                 c["code"] != term.code for c in codings):
             codings.append(_meddra_coding(term.code, term.term))
-    return _compact(coding=codings, text=record.verbatim_term)
+    event: dict[str, Any] = {"coding": codings} if codings else {}
+    if record.verbatim_term is not None:
+        event["text"] = record.verbatim_term
+    return event
 
 
 def _meddra_extension(record: AdverseEventRecord) -> list[dict]:
-    terms = list(record.meddra)
-    soc = next((t for t in terms if t.level == "soc"), None)
-    body = next((t for t in terms if t.level == "bodySystem"), None)
-    if soc and body and (soc.term, soc.code) == (body.term, body.code):
-        terms.remove(body)  # AEBODSYS repeats the primary SOC: nothing is lost
+    terms = record.meddra
     if not terms:
         return []
+    soc = body = None
+    for at, term in enumerate(terms):  # the first SOC and the first body system
+        if term.level == "soc" and soc is None:
+            soc = term
+        elif term.level == "bodySystem" and body is None:
+            body, body_at = term, at
+    if soc and body and (soc.term, soc.code) == (body.term, body.code):
+        # AEBODSYS repeats the primary SOC: nothing is lost. (Only body itself can be the
+        # first term equal to it: any equal term is a body system too.)
+        terms = [*terms[:body_at], *terms[body_at + 1:]]
     return [{"url": MEDDRA_EXT, "extension": [
         {"url": t.level, "valueCoding": _meddra_coding(t.code, t.term)} for t in terms]}]
 
 
 def _meddra_coding(code: str | None, term: str | None) -> dict:
-    return _compact(system=MEDDRA, code=code, display=term)
+    coding = {"system": MEDDRA}
+    if code is not None:
+        coding["code"] = code
+    if term is not None:
+        coding["display"] = term
+    return coding
 
 
 def _period(start: str | None, end: str | None) -> dict | None:
-    return _compact(start=start, end=end) or None
+    period = {}
+    if start is not None:
+        period["start"] = start
+    if end is not None:
+        period["end"] = end
+    return period or None
 
 
 def _col(record: AdverseEventRecord, name: str) -> str:
     return record.columns.get(name, name)
-
-
-def _compact(**values: Any) -> dict[str, Any]:
-    """The given elements in order, without absent (None or empty) ones."""
-    return {k: v for k, v in values.items() if v is not None and v != [] and v != {}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..conceptmaps import lookup, translate
+from ..conceptmaps import all_maps, lookup, translate
 from ..sources.adverse_event import CRITERIA, AdverseEventRecord
 from ..validation import FhirVersion
 from . import Mapped
@@ -26,11 +26,11 @@ class Codes:
         """seriousness: R4 Serious/Non-serious, R5 serious/non-serious."""
         if serious is None:
             return None
-        return _cc(lookup(f"sdtm-aeser-seriousness-{self.v}", "Y" if serious else "N"))
+        return _concept(f"sdtm-aeser-seriousness-{self.v}", "Y" if serious else "N")
 
     def severity(self) -> dict | None:
         """The THO adverse-event-severity concept of AESEV (R4 element, R5 extension)."""
-        return _cc(lookup("sdtm-aesev-severity", self.record.severity)) \
+        return _concept("sdtm-aesev-severity", self.record.severity) \
             if self.record.severity else None
 
     def severity_extension(self) -> list[dict]:
@@ -42,23 +42,23 @@ class Codes:
         """The ae-grade extension (NCIt CTCAE grade) of `base` IG, only when graded."""
         if self.record.grade is None:
             return []
-        cc = _cc(lookup("sdtm-aetoxgr-ctcae-grade", str(self.record.grade)))
+        cc = _concept("sdtm-aetoxgr-ctcae-grade", str(self.record.grade))
         return [{"url": base + "ae-grade", "valueCodeableConcept": cc}]
 
     def outcome(self, outcome: str | None) -> dict | None:
         """R4 adverse-event-outcome or R5 NCIt outcome of a CDISC AEOUT term."""
-        return _cc(lookup(f"sdtm-aeout-outcome-{self.v}", outcome)) if outcome else None
+        return _concept(f"sdtm-aeout-outcome-{self.v}", outcome) if outcome else None
 
     def relatedness(self) -> dict | None:
         """NCIt relatedness, with the investigator's own term as text."""
         if not self.record.relatedness:
             return None
-        cc = _cc(lookup("sdtm-aerel-relatedness", self.record.relatedness))
+        cc = _concept("sdtm-aerel-relatedness", self.record.relatedness)
         return {**cc, "text": self.record.relatedness}
 
     def actions(self) -> list[dict]:
         """One concept per action taken with the study treatment."""
-        return [_cc(lookup("sdtm-aeacn-action-taken", a)) for a in self.record.actions]
+        return [_concept("sdtm-aeacn-action-taken", a) for a in self.record.actions]
 
     def criteria(self, base: str, serious: bool | None) -> list[dict]:
         """seriousness-criteria extensions: only for serious events (IG invariant
@@ -85,3 +85,20 @@ class Codes:
 
 def _cc(target: Any) -> dict:
     return {"coding": [target.coding()]}
+
+
+_CODINGS: dict[tuple[str, str], dict[str, str]] = {}  # (map, code) -> Coding, as of _FROM
+_FROM: list[Any] = [None]  # the all_maps() the codings were looked up in
+
+
+def _concept(map_id: str, code: str) -> dict:
+    """_cc(lookup(map_id, code)), a new dict each time, looked up once per code (until the
+    ConceptMaps are re-read: a site's FHIR_ADAPTER_MAPPINGS, in tests)."""
+    maps = all_maps()
+    if _FROM[0] is not maps or len(_CODINGS) > 4096:
+        _CODINGS.clear()
+        _FROM[0] = maps
+    coding = _CODINGS.get((map_id, code))
+    if coding is None:  # UnmappedCode is raised here each time, never remembered
+        coding = _CODINGS[map_id, code] = lookup(map_id, code).coding()
+    return {"coding": [dict(coding)]}

@@ -59,14 +59,15 @@ def read_rows(path: str | Path, upper_columns: bool = False) -> Iterator[Row]:
             if not header:
                 raise InputError(str(path), "empty file: expected a CSV header row")
             names = [h.strip().upper() if upper_columns else h.strip() for h in header]
+            file = str(path)
             for number, record in enumerate(reader, start=1):
-                if not any(cell.strip() for cell in record):
+                if not "".join(record).strip():  # blank line, or only blank cells
                     continue
                 if len(record) > len(names):
-                    raise InputError(str(path), f"{len(record)} values for {len(names)} columns",
+                    raise InputError(file, f"{len(record)} values for {len(names)} columns",
                                      number)
-                values = {n: (v.strip() or None) for n, v in zip(names, record, strict=False)}
-                yield Row(str(path), number, values)
+                values = {n: v or None for n, v in zip(names, map(str.strip, record), strict=False)}
+                yield Row(file, number, values)
     except UnicodeDecodeError as exc:
         raise InputError(str(path), f"not UTF-8 text ({exc.reason})") from exc
     except csv.Error as exc:
