@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
-from operator import itemgetter
 from typing import Any
 
 from ..errors import Conflict, PreconditionFailed
 from . import canonical
-from .indexing import EXTRACTORS, index_rows
+from .indexing import EXTRACTORS, index_tuples
 
 BATCH = 500
 # SQLite page cache of a bulk load's connection (KiB when negative): 64 MiB, then flat.
@@ -81,9 +80,6 @@ def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
             copy.write_row(row)
 
 
-_ROW_OF = {table: itemgetter(*COLUMNS[f"idx_{table}"]) for table in EXTRACTORS}
-
-
 def _current_rows(cur: Any, dialect: str, rtype: str, ids: list[str]) -> dict[str, tuple]:
     """id -> (version_id, deleted, content_hash, last_updated) of the ids that have a row."""
     cols = "res_id, version_id, deleted, content_hash, last_updated FROM resources"
@@ -132,9 +128,9 @@ def write_batch(cur: Any, dialect: str, batch: list[Prepared], now: str
             # Indexing reads values, not key order: the meta need not come first here.
             meta = {**(rep.get("meta") or {}), "versionId": str(new), "lastUpdated": now}
             final = {**rep, "meta": meta}
-            for table, rows in index_rows(final, fhir_version).items():  # type: ignore[arg-type]
+            for table, rows in index_tuples(final, fhir_version).items():  # type: ignore[arg-type]
                 if rows:
-                    index[table].extend(map(_ROW_OF[table], rows))
+                    index[table].extend(rows)  # tuples in COLUMNS[f"idx_{table}"] order
         outcomes.append((item.rtype, "updated" if exists else "created"))
     if new_rows:
         try:

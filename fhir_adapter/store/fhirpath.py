@@ -9,34 +9,32 @@ named by a literal reference: enough for `where(resolve() is Patient)`), `.exten
 
 Every node carries its FHIR type, read from the official JSON schema (`$ref` of each
 property), so type tests and value extraction need no hand-written tables.
+
+This module parses expressions into syntax trees and tells, from a tree, which leading
+steps an expression needs to find anything (`root_paths`: indexing skips the parameters a
+resource cannot match); fhirpath_eval.py evaluates the trees.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from ..validation import FhirVersion, _schema
+from ..validation import FhirVersion
+from .fhirpath_eval import (
+    Ast,
+    Context,
+    Eval,
+    Node,
+    children,
+    compile_ast,
+    property_types,
+    type_matches,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """One item of a FHIRPath collection: a JSON value and its FHIR type (None if unknown)."""
-
-    value: Any
-    type: str | None
-
-
-Eval = Callable[[list[Node], "Context"], list[Node]]
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    version: FhirVersion
-    root: Node
+__all__ = ["Ast", "Context", "Eval", "FhirPathError", "Node", "children", "compile_expression",
+           "compile_for", "evaluate", "property_types", "root_paths", "type_matches"]
 
 
 class FhirPathError(ValueError):
@@ -85,66 +83,69 @@ class _Parser:
         self.i += 1
         return tok
 
-    def parse(self) -> Eval:
+    def parse(self) -> Ast:
         expr = self.and_expr()
         if self.i != len(self.toks):
             raise FhirPathError(f"unexpected {self.toks[self.i][1]!r} in {self.text!r}")
         return expr
 
-    def and_expr(self) -> Eval:
+    def and_expr(self) -> Ast:
         left = self.eq_expr()
         while self.peek("and"):
             self.take()
-            left = _and(left, self.eq_expr())
+            left = ("and", left, self.eq_expr())
         return left
 
-    def eq_expr(self) -> Eval:
+    def eq_expr(self) -> Ast:
         left = self.union_expr()
         if self.peek("=") or self.peek("!="):
             op = self.take()[1]
-            left = _equals(left, self.union_expr(), negate=op == "!=")
+            left = ("eq", left, self.union_expr(), op == "!=")
         return left
 
-    def union_expr(self) -> Eval:
+    def union_expr(self) -> Ast:
         parts = [self.type_expr()]
         while self.peek("|"):
             self.take()
             parts.append(self.type_expr())
-        return parts[0] if len(parts) == 1 else _union(parts)
+        return parts[0] if len(parts) == 1 else ("union", tuple(parts))
 
-    def type_expr(self) -> Eval:
+    def type_expr(self) -> Ast:
         term = self.term()
         if self.peek("as") or self.peek("is"):
             op = self.take()[1]
-            name = self.take()[1]
-            return _as_type(term, name) if op == "as" else _is_type(term, name)
+            return (op, term, self.take()[1])
         return term
 
-    def term(self) -> Eval:
+    def term(self) -> Ast:
         kind, value = self.take()
         if value == "(":
             expr = self.and_expr()
             self.take(")")
         elif kind == "str":
-            expr = _literal(Node(value[1:-1].replace("\\'", "'"), "string"))
+            expr = ("lit", Node(value[1:-1].replace("\\'", "'"), "string"))
         elif kind == "num":
-            expr = _literal(Node(float(value) if "." in value else int(value), "decimal"))
+            expr = ("lit", Node(float(value) if "." in value else int(value), "decimal"))
         elif value in ("true", "false"):
-            expr = _literal(Node(value == "true", "boolean"))
+            expr = ("lit", Node(value == "true", "boolean"))
         elif kind == "name":
             expr = self.invocation(value.strip("`"), start=True)
         else:
             raise FhirPathError(f"unexpected {value!r} in {self.text!r}")
         while self.peek("."):
             self.take()
-            expr = _chain(expr, self.invocation(self.take()[1].strip("`"), start=False))
+            step = self.invocation(self.take()[1].strip("`"), start=False)
+            if step[0] == "child" and expr[0] in ("path", "child"):  # one walk, not a chain
+                expr = (*expr[:-1], expr[-1] + step[1])
+            else:
+                expr = ("chain", expr, step)
         return expr
 
-    def invocation(self, name: str, start: bool) -> Eval:
+    def invocation(self, name: str, start: bool) -> Ast:
         if not self.peek("("):
-            return _root_or_child(name) if start else _child(name)
+            return ("path", name, ()) if start else ("child", (name,))
         self.take("(")
-        args: list[Eval] = []
+        args: list[Ast] = []
         raw: list[str] = []
         while not self.peek(")"):
             if args:
@@ -153,164 +154,63 @@ class _Parser:
             args.append(self.and_expr())
             raw.append(" ".join(t[1] for t in self.toks[begin:self.i]))
         self.take(")")
-        return _function(name, args, raw, self.text)
+        if (name, len(args)) not in _FUNCTIONS:
+            raise FhirPathError(f"function {name}() is outside the supported subset in "
+                                f"{self.text!r}")
+        return ("fn", name, tuple(args), tuple(raw))
 
 
-def _chain(first: Eval, then: Eval) -> Eval:
-    return lambda focus, ctx: then(first(focus, ctx), ctx)
-
-
-def _literal(node: Node) -> Eval:
-    return lambda focus, ctx: [node]
-
-
-def _union(parts: list[Eval]) -> Eval:
-    return lambda focus, ctx: [n for part in parts for n in part(focus, ctx)]
-
-
-def _truth(nodes: list[Node]) -> bool | None:
-    if len(nodes) == 1 and isinstance(nodes[0].value, bool):
-        return nodes[0].value
-    return None if not nodes else True
-
-
-def _and(left: Eval, right: Eval) -> Eval:
-    def run(focus: list[Node], ctx: Context) -> list[Node]:
-        a, b = _truth(left(focus, ctx)), _truth(right(focus, ctx))
-        if a is False or b is False:
-            return [Node(False, "boolean")]
-        return [Node(True, "boolean")] if a and b else []
-    return run
-
-
-def _equals(left: Eval, right: Eval, negate: bool) -> Eval:
-    def run(focus: list[Node], ctx: Context) -> list[Node]:
-        a, b = left(focus, ctx), right(focus, ctx)
-        if not a or not b:
-            return []
-        same = [n.value for n in a] == [n.value for n in b]
-        return [Node(same != negate, "boolean")]
-    return run
-
-
-def type_matches(node_type: str | None, name: str) -> bool:
-    """FHIR type test, forgiving the case of the first letter (`dateTime` vs `DateTime`)."""
-    return node_type is not None and node_type.lower() == name.lower()
-
-
-def _as_type(term: Eval, name: str) -> Eval:
-    return lambda focus, ctx: [n for n in term(focus, ctx) if type_matches(n.type, name)]
-
-
-def _is_type(term: Eval, name: str) -> Eval:
-    def run(focus: list[Node], ctx: Context) -> list[Node]:
-        nodes = term(focus, ctx)
-        return [Node(type_matches(nodes[0].type, name), "boolean")] if len(nodes) == 1 else []
-    return run
-
-
-def _root_or_child(name: str) -> Eval:
-    def run(focus: list[Node], ctx: Context) -> list[Node]:
-        if name in ("Resource", "DomainResource") or name == ctx.root.type:
-            return [ctx.root]
-        if name[:1].isupper():  # a path on another resource type: nothing here
-            return []
-        return children(focus, name, ctx.version)
-    return run
-
-
-def _child(name: str) -> Eval:
-    return lambda focus, ctx: children(focus, name, ctx.version)
-
-
-def _function(name: str, args: list[Eval], raw: list[str], text: str) -> Eval:
-    if name == "where" and len(args) == 1:
-        cond = args[0]
-        return lambda focus, ctx: [n for n in focus if _truth(cond([n], ctx)) is True]
-    if name == "exists" and not args:
-        return lambda focus, ctx: [Node(bool(focus), "boolean")]
-    if name == "first" and not args:
-        return lambda focus, ctx: focus[:1]
-    if name in ("ofType", "as") and len(raw) == 1:
-        return lambda focus, ctx: [n for n in focus if type_matches(n.type, raw[0])]
-    if name == "resolve" and not args:
-        return lambda focus, ctx: [r for n in focus if (r := _resolve(n)) is not None]
-    if name == "extension" and len(args) == 1:
-        url = args[0]
-
-        def run(focus: list[Node], ctx: Context) -> list[Node]:
-            wanted = [n.value for n in url(focus, ctx)]
-            return [n for n in children(focus, "extension", ctx.version)
-                    if isinstance(n.value, dict) and n.value.get("url") in wanted]
-        return run
-    raise FhirPathError(f"function {name}() is outside the supported subset in {text!r}")
-
-
-def _resolve(node: Node) -> Node | None:
-    """Stand-in for the referenced resource: only its type, from the literal reference."""
-    from .values import reference_target
-
-    if not isinstance(node.value, dict):
-        return None
-    target = reference_target(node.value)
-    return Node({"resourceType": target[0]}, target[0]) if target and target[0] else None
+# (name, number of arguments) of the supported functions
+_FUNCTIONS = frozenset({("where", 1), ("exists", 0), ("first", 0), ("ofType", 1), ("as", 1),
+                        ("resolve", 0), ("extension", 1)})
 
 
 @cache
-def property_types(version: FhirVersion, owner: str) -> dict[str, str | None]:
-    """Property name -> FHIR type for one schema definition (backbone elements included)."""
-    definition = _schema(version)["definitions"].get(owner, {})
-    out: dict[str, str | None] = {}
-    for prop, spec in definition.get("properties", {}).items():
-        ref = spec.get("$ref") or spec.get("items", {}).get("$ref")
-        if ref:
-            out[prop] = ref.rsplit("/", 1)[-1]
-        elif "enum" in spec or "enum" in spec.get("items", {}):
-            out[prop] = "code"  # required-binding codes are inline enums in the schema
-        else:
-            out[prop] = None
-    return out
-
-
-def children(focus: list[Node], name: str, version: FhirVersion) -> list[Node]:
-    """The `name` children of every node, choice elements (`value[x]`) included."""
-    out: list[Node] = []
-    for node in focus:
-        value = node.value
-        if not isinstance(value, dict):
-            continue
-        types = property_types(version, node.type) if node.type else {}
-        if name in value:
-            _extend(out, value[name], types.get(name))
-            continue
-        for key, item in value.items():
-            if key.startswith(name) and len(key) > len(name) and key[len(name)].isupper():
-                suffix = key[len(name):]
-                guess = suffix if suffix in _COMPLEX else suffix[0].lower() + suffix[1:]
-                _extend(out, item, types.get(key) or guess)
-    return out
-
-
-# Choice suffixes that name complex types (the others are primitives: lower-case first letter).
-_COMPLEX = frozenset({
-    "Address", "Age", "Annotation", "Attachment", "CodeableConcept", "CodeableReference",
-    "Coding", "ContactPoint", "Count", "Distance", "Duration", "HumanName", "Identifier",
-    "Money", "Period", "Quantity", "Range", "Ratio", "RatioRange", "Reference", "SampledData",
-    "Signature", "Timing", "Expression", "Dosage", "Meta", "UsageContext", "ContactDetail",
-})
-
-
-def _extend(out: list[Node], value: Any, type_: str | None) -> None:
-    if isinstance(value, list):
-        out.extend(Node(v, type_) for v in value if v is not None)
-    elif value is not None:
-        out.append(Node(value, type_))
+def _parse(text: str) -> Ast:
+    return _Parser(text).parse()
 
 
 @cache
 def compile_expression(text: str) -> Eval:
     """Parse once; the result evaluates against a focus collection and a context."""
-    return _Parser(text).parse()
+    return compile_ast(_parse(text))
+
+
+@cache
+def compile_for(text: str, version: FhirVersion, resource_type: str) -> Eval:
+    """compile_expression for roots (ctx.root) of `resource_type` in `version` only."""
+    return compile_ast(_parse(text), (version, resource_type))
+
+
+@cache
+def root_paths(text: str, resource_type: str) -> frozenset[tuple[str, ...]] | None:
+    """Leading child steps (one or two names) of the paths in `text` from a `resource_type`
+    root: unless one of them finds something (a choice element counts under its stem:
+    `occurrence` finds `occurrenceDateTime`), the expression yields nothing. None when that
+    cannot be told (`exists()`, `and`, a bare root, literals)."""
+    return _paths(_parse(text), resource_type)
+
+
+def _paths(ast: Ast, rtype: str) -> frozenset[tuple[str, ...]] | None:
+    tag = ast[0]
+    if tag == "path":
+        start, steps = ast[1], ast[2]
+        if start in (rtype, "Resource", "DomainResource"):
+            return frozenset((steps[:2],)) if steps else None
+        return frozenset() if start[:1].isupper() else frozenset(((start, *steps[:1]),))
+    if tag == "chain":  # empty stays empty through a child step or a filtering function
+        then = ast[2]
+        keeps_empty = then[0] == "child" or (then[0] == "fn" and then[1] != "exists")
+        return _paths(ast[1], rtype) if keeps_empty else None
+    if tag == "union":
+        found = [_paths(p, rtype) for p in ast[1]]
+        return None if any(f is None for f in found) else frozenset().union(*found)
+    if tag in ("as", "is"):
+        return _paths(ast[1], rtype)
+    if tag == "eq":  # empty when either side is
+        left = _paths(ast[1], rtype)
+        return left if left is not None else _paths(ast[2], rtype)
+    return None
 
 
 def evaluate(expression: str, resource: dict[str, Any], version: FhirVersion,

@@ -3,16 +3,26 @@ official SearchParameter expressions (searchparams.py) and the FHIRPath subset (
 
 Composite parameters index each component under `code$N` with a shared group number per
 item of the composite's base, so a search can require the components to match together.
+
+Indexing runs on every write of every version (a bulk load spends more here than anywhere
+else), so each (version, resource type) gets a plan, built once: per parameter its expression
+compiled for that root type, its table and extractor, and the leading steps it needs
+(`fhirpath.root_paths`). Most of a type's ~20 parameters find nothing in a given resource;
+which ones is decided once per resource shape (its keys, and those of `meta`...) and
+remembered. Rows are built as tuples (`index_tuples`, what the bulk load inserts); the
+single-resource write path takes them as dicts (`index_rows`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from ..validation import FhirVersion
-from .fhirpath import Context, Node, compile_expression
-from .searchparams import TABLE_OF, SearchParam, search_params
+from .fhirpath import Context, Eval, Node, compile_for, root_paths
+from .searchparams import TABLE_OF, search_params
 from .values import (
     date_values,
     number_values,
@@ -31,51 +41,170 @@ EXTRACTORS: dict[str, tuple[tuple[str, ...], Callable[[Node], list[Any]]]] = {
     "number": (("value",), lambda n: [(v,) for v in number_values(n)]),
     "quantity": (("low", "high", "system", "code", "unit"), quantity_values),
 }
+COMMON = ("res_type", "res_id", "fhir_version", "param", "grp")
+# table -> every column of its rows, in the order of index_tuples
+COLUMNS = {table: (*COMMON, *columns) for table, (columns, _) in EXTRACTORS.items()}
 
 Rows = dict[str, list[dict[str, Any]]]
+Tuples = dict[str, list[tuple[Any, ...]]]
+Needs = frozenset[tuple[str, ...]] | None  # fhirpath.root_paths of an expression
 
 
-def _add(rows: Rows, seen: set[tuple], table: str, key: dict[str, Any], nodes: list[Node],
-         targets: tuple[str, ...] = ()) -> None:
-    columns, extract = EXTRACTORS[table]
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One parameter (or composite component) as indexing runs it."""
+
+    key: tuple[str, int]  # (param, grp) of its rows
+    table: str
+    evaluate: Eval
+    extract: Callable[[Node], list[Any]]
+    bare_type: str | None  # the type of a bare-id reference: the only target type, if one
+    needs: Needs
+
+
+@dataclass(frozen=True, slots=True)
+class _Composite:
+    """A composite parameter: its items, then its components on each."""
+
+    code: str
+    evaluate: Eval
+    needs: Needs
+    components: tuple[_Step, ...]  # keys (`code$N`, 0): the group number is set per item
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The steps of one resource type, and which of them can find anything in resources of
+    each shape seen: their keys, and the keys of the `deep` children that the steps' needs
+    look into (`meta` for `Resource.meta.profile`)."""
+
+    steps: tuple[_Step | _Composite, ...]
+    deep: tuple[str, ...]
+    by_shape: dict[tuple[Any, ...], tuple[_Step | _Composite, ...]]
+
+
+_SHAPES = 1024  # shapes remembered per plan: loads repeat a few; clients may send any
+
+
+def _step(key: tuple[str, int], table: str, evaluate: Eval, targets: tuple[str, ...],
+          needs: Needs) -> _Step:
+    bare = targets[0] if table == "reference" and len(targets) == 1 else None
+    return _Step(key, table, evaluate, EXTRACTORS[table][1], bare, needs)
+
+
+@cache
+def _plan(version: FhirVersion, rtype: str) -> _Plan:
+    steps: list[_Step | _Composite] = []
+    for param in search_params(version, rtype).values():
+        evaluate = compile_for(param.expression, version, rtype)
+        needs = root_paths(param.expression, rtype)
+        if param.type == "composite":
+            parts = tuple(_step((f"{param.code}${n}", 0), TABLE_OF[c.type], c.compiled, (),
+                                None)
+                          for n, c in enumerate(param.components) if c.type in TABLE_OF)
+            steps.append(_Composite(param.code, evaluate, needs, parts))
+        else:
+            steps.append(_step((param.code, 0), TABLE_OF[param.type], evaluate, param.targets,
+                               needs))
+    deep = sorted({p[0] for s in steps for p in s.needs or () if len(p) > 1})
+    return _Plan(tuple(steps), tuple(deep), {})
+
+
+def _runnable(plan: _Plan, resource: dict[str, Any]) -> tuple[_Step | _Composite, ...]:
+    """The steps that may find something in `resource`, remembered by its shape."""
+    shape = (tuple(resource), *[tuple(v) if type(v) is dict else None
+                                 for v in map(resource.get, plan.deep)])
+    found = plan.by_shape.get(shape)
+    if found is None:
+        stems = _stems_of(resource)
+        found = tuple(s for s in plan.steps if _may_find(s.needs, resource, stems))
+        if len(plan.by_shape) < _SHAPES:
+            plan.by_shape[shape] = found
+    return found
+
+
+def _stems_of(value: dict[str, Any]) -> set[str]:
+    """The names a child step finds something under in `value`: each key, and each of its
+    prefixes that a choice element is found under (`occurrenceDateTime`: `occurrence`,
+    `occurrenceDate`), as fhirpath.children finds them."""
+    return {key[:i] for key in value for i in range(1, len(key) + 1)
+            if i == len(key) or key[i].isupper()}
+
+
+def _may_find(needs: Needs, resource: dict[str, Any], stems: set[str]) -> bool:
+    if needs is None:
+        return True
+    for path in needs:
+        if path[0] not in stems:
+            continue
+        child = resource.get(path[0])
+        if len(path) == 1 or type(child) is not dict:
+            return True  # a list or a choice element: not looked into
+        if path[1] in _stems_of(child):
+            return True
+    return False
+
+
+def _values(step: _Step, nodes: list[Node]) -> list[tuple[Any, ...]]:
+    """The distinct column values of `nodes`, in order of first appearance (bare-id
+    references typed). Each node's values are extracted, then kept, in turn: an invalid
+    resource fails where, and as, it always did."""
+    extract, bare = step.extract, step.bare_type
+    found: dict[tuple[Any, ...], None] = {}
     for node in nodes:
         for values in extract(node):
-            if table == "reference" and values[0] is None and values[1] and len(targets) == 1:
-                values = (targets[0], *values[1:])  # a bare id: the only possible type
-            marker = (table, key["param"], key["grp"], *values)
-            if marker in seen:
-                continue
-            seen.add(marker)
-            rows[table].append({**key, **dict(zip(columns, values, strict=True))})
+            if bare and values[0] is None and values[1]:
+                values = (bare, *values[1:])
+            found[values] = None
+    return list(found)
 
 
-def index_rows(resource: dict[str, Any], version: FhirVersion) -> Rows:
-    """Every index row of `resource` (which carries its final id and meta) in `version`."""
+def index_tuples(resource: dict[str, Any], version: FhirVersion) -> Tuples:
+    """Every index row of `resource` (which carries its final id and meta) in `version`, as
+    tuples in the column order of COLUMNS[table]."""
     rtype, rid = resource["resourceType"], resource["id"]
-    base = {"res_type": rtype, "res_id": rid, "fhir_version": version}
+    rows: Tuples = {table: [] for table in EXTRACTORS}
+    plan = _plan(version, rtype)
+    if not plan.steps:
+        return rows
     root = Node(resource, rtype)
-    ctx = Context(version, root)
-    rows: Rows = {table: [] for table in EXTRACTORS}
-    seen: set[tuple] = set()
-    for param in search_params(version, rtype).values():
-        nodes = _evaluate(param, [root], ctx)
-        if param.type == "composite":
-            _add_composite(rows, seen, base, param, nodes, ctx)
+    ctx, focus, base = Context(version, root), [root], (rtype, rid, version)
+    for step in _runnable(plan, resource):
+        nodes = step.evaluate(focus, ctx)
+        if not nodes:
+            continue
+        if isinstance(step, _Composite):
+            _add_composite(rows, base, step, nodes, ctx)
+            continue
+        if len(nodes) == 1 and not step.bare_type:  # _values, shortened for the usual case
+            found = step.extract(nodes[0])
+            if len(found) == 1:
+                hash(found[0])  # unhashable values (a list as a code) raise, as in _values
+            elif found:
+                found = list(dict.fromkeys(found))
+            else:
+                continue
         else:
-            _add(rows, seen, TABLE_OF[param.type], {**base, "param": param.code, "grp": 0}, nodes,
-                 param.targets)
+            found = _values(step, nodes)
+            if not found:
+                continue
+        head = base + step.key
+        rows[step.table].extend([head + v for v in found])
     return rows
 
 
-def _evaluate(param: SearchParam, focus: list[Node], ctx: Context) -> list[Node]:
-    return compile_expression(param.expression)(focus, ctx)
-
-
-def _add_composite(rows: Rows, seen: set[tuple], base: dict[str, Any], param: SearchParam,
+def _add_composite(rows: Tuples, base: tuple[str, str, str], composite: _Composite,
                    items: list[Node], ctx: Context) -> None:
     for grp, item in enumerate(items, start=1):
-        for n, component in enumerate(param.components):
-            if component.type in TABLE_OF:
-                _add(rows, seen, TABLE_OF[component.type],
-                     {**base, "param": f"{param.code}${n}", "grp": grp},
-                     component.compiled([item], ctx))
+        for part in composite.components:
+            found = _values(part, part.evaluate([item], ctx))
+            if found:
+                head = (*base, part.key[0], grp)
+                rows[part.table].extend([head + v for v in found])
+
+
+def index_rows(resource: dict[str, Any], version: FhirVersion) -> Rows:
+    """Every index row of `resource` (which carries its final id and meta) in `version`, as
+    dicts by column name."""
+    return {table: [dict(zip(COLUMNS[table], row, strict=False)) for row in found] if found
+            else found for table, found in index_tuples(resource, version).items()}

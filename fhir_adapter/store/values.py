@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from .fhirpath import Node
@@ -21,16 +22,36 @@ _DATE = re.compile(  # ASCII digits only: \d would accept other scripts' digits
     r"(?:\.([0-9]+))?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?")
 
 
+# Indexing normalises the same codes' displays and parses the same dates over and over: the
+# pure conversions below are memoised for short texts (long ones would make the caches big).
+_CACHED_LENGTH, _CACHE_SIZE = 200, 8192
+
+
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form for string search: 'Émile  Zola' -> 'emile zola'."""
+    if type(text) is str and len(text) <= _CACHED_LENGTH:
+        return _normalise_cached(text)
+    return _normalise(text)
+
+
+def _normalise(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text)
     folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return " ".join(folded.casefold().split())
 
 
+_normalise_cached = lru_cache(maxsize=_CACHE_SIZE)(_normalise)
+
+
 def date_range(text: str) -> tuple[int, int]:
     """A FHIR date/dateTime/instant (or search value) -> (first, last) microsecond it covers,
     as epoch microseconds in UTC. Values without a time zone are taken as UTC."""
+    if type(text) is str and len(text) <= _CACHED_LENGTH:
+        return _date_range_cached(text)
+    return _date_range(text)
+
+
+def _date_range(text: str) -> tuple[int, int]:
     m = _DATE.fullmatch(text.strip())
     if not m:
         raise ValueError(f"not a FHIR date/dateTime: {text!r}")
@@ -55,6 +76,9 @@ def date_range(text: str) -> tuple[int, int]:
     return (start - EPOCH) // _MICRO, (end - EPOCH) // _MICRO
 
 
+_date_range_cached = lru_cache(maxsize=_CACHE_SIZE)(_date_range)
+
+
 def instant_text(moment: datetime) -> str:
     """A FHIR instant in UTC with milliseconds: fixed width, so text order is time order."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -74,12 +98,24 @@ def reference_target(ref: dict[str, Any]) -> tuple[str | None, str | None] | Non
     literal = ref.get("reference")
     rtype = ref.get("type") if isinstance(ref.get("type"), str) else None
     if isinstance(literal, str) and not literal.startswith("#"):
-        m = _REF.search(literal)
-        if m:
-            return m.group(1), m.group(2)
-        if _ID.fullmatch(literal):  # a bare id (seen in the wild): its type from `type`
+        found = (_literal_target_cached(literal) if len(literal) <= _CACHED_LENGTH
+                 else _literal_target(literal))
+        if found:
+            return found
+        if found is not None:  # a bare id (seen in the wild): its type from `type`
             return rtype, literal
     return (rtype, None) if rtype else None
+
+
+def _literal_target(literal: str) -> tuple[str, str] | tuple[()] | None:
+    """(type, id) of a literal reference; () for a bare id; None for neither."""
+    m = _REF.search(literal)
+    if m:
+        return m.group(1), m.group(2)
+    return () if _ID.fullmatch(literal) else None
+
+
+_literal_target_cached = lru_cache(maxsize=_CACHE_SIZE)(_literal_target)
 
 
 def split_reference(value: str) -> tuple[str | None, str | None]:
@@ -115,22 +151,29 @@ def _coding_rows(coding: dict[str, Any], text: str | None) -> list[tuple]:
 
 def token_values(node: Node) -> list[tuple[str | None, str | None, str | None]]:
     """(system, code, normalised text) rows for a token search parameter."""
-    kind, value = _kind(node), node.value
-    if isinstance(value, bool):
-        return [(None, "true" if value else "false", None)]
-    if isinstance(value, str | int | float):
-        return [(None, str(value), None)]
+    value = node.value
     if not isinstance(value, dict):
+        if isinstance(value, bool):
+            return [(None, "true" if value else "false", None)]
+        if isinstance(value, str | int | float):
+            return [(None, str(value), None)]
         return []
+    kind = node.type or _kind(node)
+    if kind == "CodeableConcept":
+        text = value.get("text")
+        rows = []
+        for coding in value.get("coding", []):
+            shown = coding.get("display") or text
+            rows.append((coding.get("system"), coding.get("code"),
+                         normalise(shown) if shown else None))
+        if text:
+            norm = normalise(text)
+            if norm not in [r[2] for r in rows]:  # :text sees text too
+                rows.append((None, None, norm))
+        return rows
     if kind == "CodeableReference":
         concept = value.get("concept")
         return token_values(Node(concept, "CodeableConcept")) if concept else []
-    if kind == "CodeableConcept":
-        text = value.get("text")
-        rows = [r for c in value.get("coding", []) for r in _coding_rows(c, text)]
-        if text and all(r[2] != normalise(text) for r in rows):  # :text sees text too
-            rows.append((None, None, normalise(text)))
-        return rows
     if kind == "Coding":
         return _coding_rows(value, None)
     if kind == "Identifier":
@@ -175,7 +218,7 @@ def string_values(node: Node) -> list[tuple[str, str, str]]:
 
 def date_values(node: Node) -> list[tuple[int, int]]:
     """(low, high) epoch-microsecond ranges for a date search parameter."""
-    value, kind = node.value, _kind(node)
+    value = node.value
     if isinstance(value, str):
         try:
             return [date_range(value)]
@@ -183,7 +226,7 @@ def date_values(node: Node) -> list[tuple[int, int]]:
             return []
     if not isinstance(value, dict):
         return []
-    if kind == "Timing":
+    if (node.type or _kind(node)) == "Timing":
         out = [r for e in value.get("event", []) for r in date_values(Node(e, "dateTime"))]
         bounds = (value.get("repeat") or {}).get("boundsPeriod")
         return out + (date_values(Node(bounds, "Period")) if bounds else [])
@@ -206,11 +249,17 @@ def reference_values(node: Node) -> list[tuple[str | None, str | None, str | Non
     if not isinstance(value, dict):
         return []
     literal = value.get("reference")
-    target = reference_target(value)
     if not isinstance(literal, str) or literal.startswith("#"):
         return []
-    rtype, rid = target if target else (None, None)
-    return [(rtype, rid, literal)]
+    found = (_literal_target_cached(literal) if len(literal) <= _CACHED_LENGTH
+             else _literal_target(literal))
+    if found:
+        return [(found[0], found[1], literal)]
+    rtype = value.get("type")  # reference_target's answers, without its second look-up
+    rtype = rtype if isinstance(rtype, str) else None
+    if found is not None:  # a bare id: its type from `type`
+        return [(rtype, literal, literal)]
+    return [(rtype or None, None, literal)]
 
 
 def number_values(node: Node) -> list[float]:
