@@ -53,6 +53,8 @@ def _reverse(c: Ctx, searched: str, matches: Sequence[Stored], value: str) -> li
 def included(c: Ctx, searched: str, matches: Sequence[Stored], include: Iterable[str],
              revinclude: Iterable[str]) -> list[Stored]:
     """Every resource the includes ask for, once each, none of them already a match."""
+    if not include and not revinclude:
+        return []
     seen = {(s.resource_type, s.id) for s in matches}
     out: list[Stored] = []
     found = [r for v in include for r in _forward(c, matches, v)]

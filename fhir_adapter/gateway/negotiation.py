@@ -77,7 +77,12 @@ def negotiate(request: Request) -> Negotiated:
                                 "(_format=json or application/fhir+json)")
         return Negotiated(mime, _version_param({k.lower(): v for k, v in params.items()},
                                                "_format"))
-    header = request.headers.get("Accept", "").strip()
+    return accepted(request.headers.get("Accept", ""))
+
+
+def accepted(header: str) -> Negotiated:
+    """What an Accept header asks for (406 if nothing we send); remembered per header."""
+    header = header.strip()
     if not header:
         return _DEFAULT
     found = _ACCEPTED.get(header)

@@ -85,7 +85,7 @@ def fhir_response(body: bytes | None, status: int = 200, mime: str = "applicatio
     if body is None:
         return Response(b"", status=status, headers=extra)
     return Response(body, status=status, headers=extra,
-                    content_type=_CONTENT_TYPES[mime, version])
+                    content_type=CONTENT_TYPES[mime, version])
 
 
 class _ContentTypes(dict[tuple[str, str], str]):
@@ -97,4 +97,4 @@ class _ContentTypes(dict[tuple[str, str], str]):
         return value
 
 
-_CONTENT_TYPES = _ContentTypes()
+CONTENT_TYPES = _ContentTypes()

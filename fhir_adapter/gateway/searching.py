@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from ..errors import BadRequest
@@ -23,6 +25,7 @@ UNSUPPORTED = ("_contained", "_containedType", "_score", "_graph", "_list", "_qu
 TOTALS = ("none", "estimate", "accurate")
 _SEARCH_MODE = {mode: b',"search":' + dumps({"mode": mode}) + b"}"
                 for mode in ("match", "include")}
+_FIRST_ENTRY, _NEXT_ENTRY = b'{"fullUrl":', b',{"fullUrl":'
 
 
 @dataclass
@@ -98,8 +101,8 @@ def links(c: Ctx, req: Request, used: list[tuple[str, str]], total: int | None,
           more: bool) -> list[dict[str, str]]:
     """self, first, previous, next, last: absolute, from the public base URL."""
     # The links differ in _offset only: the rest is encoded once.
-    head = (f"{c.base}/{req.resource_type}?"
-            + urlencode([*used, *req.echo, ("_count", str(req.count))]))
+    head = f"{c.base}/{req.resource_type}?" + _encoded((*used, *req.echo,
+                                                         ("_count", str(req.count))))
 
     def link(offset: int) -> str:
         return f"{head}&_offset={offset}" if offset else head
@@ -117,6 +120,11 @@ def links(c: Ctx, req: Request, used: list[tuple[str, str]], total: int | None,
     return out
 
 
+@lru_cache(maxsize=256)  # clients repeat their searches; urlencode is a share of each
+def _encoded(params: tuple[tuple[str, str], ...]) -> str:
+    return urlencode(params)
+
+
 def resource_bytes(c: Ctx, req: Request, stored: Stored) -> bytes | None:
     """A stored resource as this request wants it: its version, subsetted if asked; None when
     it has no representation in the requested version."""
@@ -132,25 +140,46 @@ def run(c: Ctx, req: Request, strict: bool) -> bytes:
     query = SearchQuery(req.resource_type, c.version, list(req.filters),
                         count=req.count + (1 if req.count else 0), offset=req.offset,
                         sort=req.sort, total=req.total, strict=strict)  # type: ignore[arg-type]
-    result = c.store.search(query)
-    found = list(result.matches)
-    more = len(found) > req.count if req.count else False
-    found = found[:req.count]
-    ignored = set(result.ignored) | set(req.ignored)
+    subset = elements.wanted(req.summary, req.elements)
+    # A plain search takes its matches as (id, bytes) pairs where the store offers them
+    # (SqlStore.search_rows: no Stored built per match); everything else as Stored.
+    rows_of = getattr(c.store, "search_rows", None)
+    page = None if subset or req.include or req.revinclude or rows_of is None else rows_of(query)
+    if page is None:
+        result = c.store.search(query)
+        found = list(result.matches)
+        total, ignored, count = result.total, set(result.ignored) | set(req.ignored), len(found)
+    else:
+        rows, total = page
+        found, ignored, count = [], set(req.ignored), len(rows)
+    more = count > req.count if req.count else False
     used = [(k, v) for k, v in req.filters if k not in ignored]
-    total = result.total if req.total != "none" or req.count == 0 else None
+    total = total if req.total != "none" or req.count == 0 else None
     if total is not None and req.count:
-        more = req.offset + len(found) < total
-    entries = []
-    for mode, group in (("match", found),
-                        ("include", included(c, req.resource_type, found, req.include,
-                                             req.revinclude))):
-        tail = _SEARCH_MODE[mode]
-        subset = elements.wanted(req.summary, req.elements)
-        for s in group:
-            body = resource_bytes(c, req, s) if subset else s.body.get(c.version)
-            if body is not None:  # bundle.entry()'s bytes, with the constant part made once
-                entries.append(b"".join((
-                    b'{"fullUrl":', dumps(f"{c.base}/{s.resource_type}/{s.id}"),
-                    b',"resource":', body, tail)))
+        more = req.offset + min(count, req.count) < total
+    parts: list[bytes] = []
+    if page is not None:
+        _entries(parts, c.base, ((req.resource_type, rid, body) for rid, body in rows[:req.count]),
+                 _SEARCH_MODE["match"])
+    else:
+        found = found[:req.count]
+        for mode, group in (("match", found),
+                            ("include", included(c, req.resource_type, found, req.include,
+                                                 req.revinclude))):
+            _entries(parts, c.base, ((s.resource_type, s.id, resource_bytes(c, req, s) if subset
+                                      else s.body.get(c.version)) for s in group),
+                     _SEARCH_MODE[mode])
+    if parts:
+        parts[0] = _FIRST_ENTRY
+    entries = [b"".join(parts)] if parts else []
     return assemble("searchset", entries, total=total, links=links(c, req, used, total, more))
+
+
+def _entries(parts: list[bytes], base: str, group: Iterable[tuple[str, str, bytes | None]],
+             tail: bytes) -> None:
+    """bundle.entry()'s bytes of each (type, id, resource bytes) onto `parts`, the constant
+    parts made once (the caller joins all entries in one go: a page is tens of kilobytes). A
+    resource without bytes in the requested version is left out."""
+    for rtype, rid, body in group:
+        if body is not None:
+            parts += (_NEXT_ENTRY, dumps(f"{base}/{rtype}/{rid}"), b',"resource":', body, tail)

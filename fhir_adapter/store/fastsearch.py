@@ -6,12 +6,14 @@ cache keys, execution context) against ~0.1 ms for the database to answer it, so
 shapes skip it. The SQL is exactly what search.py generates for them (same conditions, same
 index use, same order); every other search (modifiers, other parameter types, `_sort`,
 unknown parameters) returns None here and takes the general path. Both paths skip the
-COUNT(*) when the page itself tells the total (`total_from_page`).
+COUNT(*) when the page itself tells the total (`total_from_page`). Each distinct search's SQL
+is built once and remembered (bounded); `fetch` runs it on a DB-API cursor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .base import SearchQuery
@@ -85,10 +87,25 @@ def statements(query: SearchQuery, dialect: str) -> Statements | None:
     """The SQL of `query` when it has one of the common shapes, else None."""
     if query.sort:
         return None
-    known = search_params(query.version, query.resource_type)
+    criteria = tuple(query.params)
+    try:
+        found = _compiled(query.version, query.resource_type, criteria, dialect)
+    except TypeError:  # unhashable pairs (lists, say): build it without remembering
+        found = _compiled.__wrapped__(query.version, query.resource_type, criteria, dialect)
+    if found is None:
+        return None
+    count, page, params = found
+    return Statements(count, params, page, (*params, query.count, max(query.offset, 0)))
+
+
+@lru_cache(maxsize=1024)  # clients repeat their searches: build each one's SQL once
+def _compiled(version: str, resource_type: str, criteria: tuple[tuple[str, str], ...],
+              dialect: str) -> tuple[str, str, tuple[Any, ...]] | None:
+    """(count SQL, page SQL without LIMIT/OFFSET values, parameters), or None."""
+    known = search_params(version, resource_type)  # type: ignore[arg-type]
     conds: list[str] = []
-    params: list[Any] = [query.version, query.resource_type]
-    for name, value in query.params:
+    params: list[Any] = [version, resource_type]
+    for name, value in criteria:
         code, _, modifier = name.partition(":")
         if code in CONTROL:
             continue
@@ -96,17 +113,16 @@ def statements(query: SearchQuery, dialect: str) -> Statements | None:
         if modifier or param is None or param.type not in _MATCHERS:
             return None
         match = _MATCHERS[param.type]
-        params += [query.version, query.resource_type, param.code]
+        params += [version, resource_type, param.code]
         ors = " OR ".join(f"({match(v, params)})" for v in split_escaped(value, ","))
         conds.append(_IN.format(table=TABLE_OF[param.type], ors=ors))
     where = _FROM.format(false="0" if dialect == "sqlite" else "false")
     where += "".join(f" AND {c}" for c in conds)
     page = f"{_PAGE}{where} ORDER BY resources.res_id ASC LIMIT ? OFFSET ?"
     count = f"SELECT count(*) {where}"
-    page_params = (*params, query.count, max(query.offset, 0))
     if dialect != "sqlite":
         count, page = count.replace("?", "%s"), page.replace("?", "%s")
-    return Statements(count, tuple(params), page, page_params)
+    return count, page, tuple(params)
 
 
 def total_from_page(query: SearchQuery, found: int) -> int | None:
@@ -117,3 +133,24 @@ def total_from_page(query: SearchQuery, found: int) -> int | None:
     if found == 0 and query.offset > 0:
         return None  # past the end, or everything before the offset was deleted meanwhile
     return max(query.offset, 0) + found
+
+
+def fetch(cur: Any, query: SearchQuery, sql: Statements, snapshot: bool
+          ) -> tuple[list[Any], int | None]:
+    """Run `sql` on a DB-API cursor: (rows of id, version id, last updated, body; the total
+    or None). `snapshot`: wrap both in BEGIN/COMMIT (SQLite in autocommit)."""
+    if snapshot:
+        cur.execute("BEGIN")
+    try:
+        rows = []
+        if query.count > 0:
+            cur.execute(sql.page, sql.page_params)
+            rows = cur.fetchall()
+        total = total_from_page(query, len(rows))
+        if total is None and query.total != "none":
+            cur.execute(sql.count, sql.count_params)
+            total = cur.fetchone()[0]
+    finally:
+        if snapshot:
+            cur.execute("COMMIT")
+    return rows, total
