@@ -1,9 +1,9 @@
-"""Run a resource producer (loader.producer: map + validate one FHIR version of a file) in a
-forked child process and stream its resources back, so that on a machine with two or more
-cores the R4 mapping, the R5 mapping and the store's writes run at the same time (mapping
-both versions costs ~1.7 ms of the ~2.3 ms a loaded AE takes on one core).
+"""Run a resource producer (the loader's: map, validate, serialise and index one FHIR version
+of a file) in a forked child process and stream its items back, so that on a machine with two
+or more cores the R4 work, the R5 work and the store's writes run at the same time (the two
+versions' work is ~2/3 of the CPU a loaded AE takes).
 
-Resources travel pickled in batches through a bounded queue: memory stays flat whatever the
+Items travel pickled in batches through a bounded queue: memory stays flat whatever the
 file's size. Warnings and errors travel too: the parent calls `warn` and raises the child's
 exception (an InputError keeps its file, row and field). Fork, not spawn: the child needs
 no re-import and inherits the producer as is; only for single-threaded callers (the CLI),

@@ -14,8 +14,8 @@ than the writes (measured: ~2/3 of a load).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import Any, NamedTuple
 
 from ..errors import Conflict, PreconditionFailed
 from . import canonical
@@ -27,16 +27,47 @@ SQLITE_CACHE = -65536
 COMMON = ("res_type", "res_id", "fhir_version", "param", "grp")
 
 
+class Rep(NamedTuple):
+    """One representation made ready to write, without the store-owned meta: its canonical
+    bytes and its index rows. The loader makes these in its mapping processes, so the writer
+    neither serialises nor indexes (and bytes and tuples unpickle several times faster than
+    the resource's dict)."""
+
+    rtype: str
+    rid: str
+    plain: bytes  # canonical.dumps of the resource, without meta.versionId/lastUpdated
+    rows: dict[str, list[tuple]]  # index rows by table (non-empty tables only)
+    resource: dict[str, Any] | None  # kept only when it has a meta to merge the long way
+
+
+def represent(rtype: str, rid: str, version: str, ordered: dict[str, Any]) -> Rep:
+    """The Rep of a resource that _prepare (sql.py) has put in canonical order."""
+    rows = {t: r for t, r in index_tuples(ordered, version).items() if r}  # type: ignore[arg-type]
+    return Rep(rtype, rid, canonical.dumps(ordered), rows,
+               ordered if "meta" in ordered else None)
+
+
+@lru_cache(maxsize=64)
+def _meta_rows(rtype: str, version: str, version_id: int, now: str
+               ) -> tuple[tuple[str, tuple], ...]:
+    """(table, row after res_type, res_id, fhir_version) of each index row that the
+    store-owned meta (versionId, lastUpdated) adds to a resource: `_lastUpdated`'s."""
+    bare = {"resourceType": rtype, "id": "x"}
+    without = index_tuples(bare, version)  # type: ignore[arg-type]
+    meta = {"versionId": str(version_id), "lastUpdated": now}
+    found = index_tuples({**bare, "meta": meta}, version)  # type: ignore[arg-type]
+    return tuple((table, row[3:]) for table, rows in found.items() for row in rows
+                 if row not in without[table])
+
+
 class Prepared:
-    """One resource ready to write: its representations without store meta, their bytes
-    and the content hash."""
+    """One resource ready to write: its representations and their content hash."""
 
-    __slots__ = ("rtype", "rid", "reps", "plain", "digest")
+    __slots__ = ("rtype", "rid", "reps", "digest")
 
-    def __init__(self, rtype: str, rid: str, reps: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, rtype: str, rid: str, reps: dict[str, Rep]) -> None:
         self.rtype, self.rid, self.reps = rtype, rid, reps
-        self.plain = {v: canonical.dumps(r) for v, r in reps.items()}
-        self.digest = canonical.content_hash(self.plain)
+        self.digest = canonical.content_hash({v: r.plain for v, r in reps.items()})
 
 
 # table -> its columns as the bulk INSERTs / COPYs name them
@@ -123,14 +154,12 @@ def write_batch(cur: Any, dialect: str, batch: list[Prepared], now: str
                 unindex.append((item.rtype, item.rid))
         versions.append((item.rtype, item.rid, new, now, "PUT", False))
         for fhir_version, rep in item.reps.items():
-            body = canonical.with_meta_bytes(item.plain[fhir_version], rep, new, now)
-            bodies.append((item.rtype, item.rid, new, fhir_version, body))
-            # Indexing reads values, not key order: the meta need not come first here.
-            meta = {**(rep.get("meta") or {}), "versionId": str(new), "lastUpdated": now}
-            final = {**rep, "meta": meta}
-            for table, rows in index_tuples(final, fhir_version).items():  # type: ignore[arg-type]
-                if rows:
-                    index[table].extend(rows)  # tuples in COLUMNS[f"idx_{table}"] order
+            bodies.append((item.rtype, item.rid, new, fhir_version, _body(rep, new, now)))
+            for table, rows in rep.rows.items():  # tuples in COLUMNS[f"idx_{table}"] order
+                index[table].extend(rows)
+            head = (item.rtype, item.rid, fhir_version)
+            for table, tail in _meta_rows(item.rtype, fhir_version, new, now):
+                index[table].append(head + tail)
         outcomes.append((item.rtype, "updated" if exists else "created"))
     if new_rows:
         try:
@@ -173,9 +202,23 @@ def batches(items: Iterable[Prepared], size: int = BATCH) -> Iterator[list[Prepa
         yield batch
 
 
-def prepared(resources: Iterable[Mapping[str, dict[str, Any]]], check: bool,
-             prepare: Any) -> Iterator[Prepared]:
-    """Prepared items from {version: resource} mappings via `prepare` (sql._prepare)."""
+def _body(rep: Rep, version_id: int, now: str) -> bytes:
+    """The stored bytes: the plain bytes with the store's meta spliced in after the id."""
+    resource = rep.resource or {"resourceType": rep.rtype, "id": rep.rid}
+    return canonical.with_meta_bytes(rep.plain, resource, version_id, now)
+
+
+def prepared(resources: Iterable[Mapping[str, Any]], check: bool, prepare: Any
+             ) -> Iterator[Prepared]:
+    """Prepared items from {version: resource} mappings via `prepare` (sql._prepare), or from
+    {version: Rep} mappings that `represent` made already (the loader's mapping processes)."""
     for reps in resources:
+        first = next(iter(reps.values()), None)
+        if isinstance(first, Rep):
+            keys = {(r.rtype, r.rid) for r in reps.values()}
+            if len(keys) != 1:
+                raise ValueError(f"representations of different resources paired: {keys}")
+            yield Prepared(first.rtype, first.rid, dict(reps))
+            continue
         rtype, rid, ordered = prepare(reps, check, new_id=False)
-        yield Prepared(rtype, rid, ordered)
+        yield Prepared(rtype, rid, {v: represent(rtype, rid, v, r) for v, r in ordered.items()})

@@ -96,11 +96,12 @@ class SqlStore(Reader):
         with self._unit(write=True) as conn:
             return self._write(conn, rtype, rid, reps, "PUT", if_match, must_be_new=False)
 
-    def bulk_upsert(self, resources: Iterable[Mapping[str, dict[str, Any]]], *,
+    def bulk_upsert(self, resources: Iterable[Mapping[str, Any]], *,
                     validate: bool = True) -> Iterator[tuple[str, str]]:
-        """update() of each {version: resource}, in batches (bulk.py): (type, outcome) per
-        resource, yielded as its batch is written. Use inside transaction() for all or
-        nothing; a representation that fails validation raises as it is pulled."""
+        """update() of each {version: resource} (or {version: Rep}, see representation()),
+        in batches (bulk.py): (type, outcome) per resource, yielded as its batch is written.
+        Use inside transaction() for all or nothing; a representation that fails validation
+        raises as it is pulled."""
         with self._unit(write=True) as conn:
             dialect = conn.dialect.name
             cur = conn.connection.cursor()
@@ -238,6 +239,13 @@ def _prepare(resources: Mapping[str, dict[str, Any]], check: bool, new_id: bool
                 raise InvalidResource(f"{rtype}/{rid} is not valid FHIR {version}", issues)
         out[version] = ordered
     return rtype, rid, out
+
+
+def representation(resource: dict[str, Any], version: FhirVersion) -> bulk.Rep:
+    """One mapped (already validated) representation as bulk_upsert writes it: what the
+    loader's mapping processes send to the writer instead of the dict."""
+    rtype, rid, reps = _prepare({version: resource}, False, new_id=False)
+    return bulk.represent(rtype, rid, version, reps[version])
 
 
 def open_store(url: str | None = None, *, clock: Callable[[], datetime] | None = None
