@@ -1,6 +1,7 @@
 """gunicorn servers on 127.0.0.1 for the serving and start-up benchmarks: the gateway and the
 bare-Flask ceiling, started the same way (same worker class, workers, threads, flags), so the
-only difference measured is the application."""
+only difference measured is the application. `Server.worker_cpu` reads each worker's CPU time
+from /proc, so a benchmark can tell whether every worker took part in a load run."""
 
 from __future__ import annotations
 
@@ -46,6 +47,37 @@ class Server:
     process: subprocess.Popen[bytes]
     started: float  # perf_counter at spawn
     ready: float  # perf_counter when the port first accepted a connection
+
+    def worker_cpu(self) -> dict[int, float]:
+        """{worker pid: user + system CPU seconds so far} of the master's children (Linux;
+        empty where /proc cannot be read)."""
+        return worker_cpu(self.process.pid)
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def worker_cpu(master: int) -> dict[int, float]:
+    """{pid: user + system CPU seconds} of every live child of process `master`."""
+    out: dict[int, float] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:  # exited since the listing
+            continue
+        # Fields after the command name (which may hold spaces or parentheses): state, ppid,
+        # ..., utime and stime are the 12th and 13th of them (proc(5) fields 14 and 15).
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 12 and int(fields[1]) == master:
+            out[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
+    return out
 
 
 def get(port: int, path: str, accept: str = "application/fhir+json",
