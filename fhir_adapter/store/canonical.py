@@ -3,7 +3,8 @@
 `loads` keeps every decimal as written (`1.50` stays `1.50`, not `1.5`) by parsing numbers
 with a fraction or exponent into `Decimal` text-preserving floats, which validators accept as
 floats and `dumps` writes back verbatim. Strings (instants with `Z`, extensions, element
-order) pass through untouched. The gateway and `load bundle` parse request bodies with it.
+order) pass through untouched; integers of any size are written exactly. The gateway and
+`load bundle` parse request bodies with it.
 """
 
 from __future__ import annotations
@@ -49,8 +50,42 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON bytes, keys in the order given, decimals as parsed."""
-    return orjson.dumps(value, default=_default)
+    """Compact JSON bytes, keys in the order given, decimals and integers as parsed."""
+    try:
+        return orjson.dumps(value, default=_default)
+    except TypeError as exc:
+        # orjson refuses integers beyond 64 bits (a FHIR decimal may be one): only such
+        # documents take the second, slower pass, which writes those integers as text.
+        try:
+            wide = _wide_integers(value)
+        except RecursionError:  # circular, or too deep to walk: orjson's error stands
+            raise exc from None
+        if wide is value:
+            raise
+        return orjson.dumps(wide, default=_default)
+
+
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # what orjson writes itself
+
+
+def _wide_integers(value: Any) -> Any:
+    """`value` with integers beyond orjson's range as exact fragments; `value` itself (the
+    same object) when it holds none."""
+    if isinstance(value, (dict, list, tuple)):
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        out = None
+        for at, item in pairs:
+            wide = _wide_integers(item)
+            if wide is not item:
+                if out is None:
+                    out = dict(value) if isinstance(value, dict) else list(value)
+                out[at] = wide
+        return value if out is None else out
+    if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:  # bools are in range
+        # str() refuses integers over sys.get_int_max_str_digits() (4300) digits, as
+        # json.loads does: ValueError
+        return orjson.Fragment(str(int(value)))
+    return value
 
 
 def without_version_meta(resource: Mapping[str, Any]) -> dict[str, Any]:
