@@ -33,6 +33,8 @@ def structure(resource: dict[str, Any]) -> tuple[tuple, Leaves]:
 
     # A preorder walk: an object's value is a leaf when its name is followed by the next
     # name or _END, an array item when it is _ITEM; the types of the leaves come last.
+    # The dispatch is written out twice on purpose: one function for both kinds (a flag
+    # tested per item) walked ~21% slower (examples + 4000 generated AEs, side by side).
     def in_object(node: dict[str, Any]) -> None:
         for name, item in node.items():
             key(name)

@@ -91,8 +91,11 @@ def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
     subject = {"reference": f"Patient/{ids.resource_id('Patient', system, record.subject_id)}"}
     categories = [{"text": c} for c in record.categories]
     event = _event(record)
-    # Elements are set in this order, and only when present (not None, [] or {}): the JSON
-    # bytes depend on it.
+    # Elements are set in the order of their version's StructureDefinition, and only when
+    # present (not None, [] or {}): the JSON bytes depend on it. The two branches stay apart
+    # though their heads look alike: R5 puts status between identifier and actuality, makes
+    # identifier a list (0..1 in R4) and renames event to code, so a shared helper would take
+    # each difference as a parameter and hide the very order it has to keep.
     if version == "R4":
         ext = []
         if end:
