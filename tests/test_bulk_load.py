@@ -172,3 +172,55 @@ def test_postgres_foreign_keys_are_checked_at_commit() -> None:
         with again.transaction() as tx:
             assert list(tx.bulk_upsert([patient("k1", "male")])) == [("Patient", "created")]
         again.close()
+
+
+# -- SQLite: search indexes built after a load into empty index tables -------------------
+
+def _indexes(store: SqlStore) -> list[tuple[str, str]]:
+    with store.engine.connect() as conn:
+        return sorted(conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+            "AND tbl_name LIKE 'idx_%'").fetchall())
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Any:
+    from fhir_adapter.store import open_store
+
+    opened = open_store(str(tmp_path / "deferred.db"))
+    yield opened
+    opened.close()
+
+
+def test_a_load_into_empty_tables_ends_with_every_index(sqlite_store: SqlStore) -> None:
+    schema = _indexes(sqlite_store)
+    assert len(schema) == 16
+    stream = [patient("d1", "male"), patient("d2", "female"),
+              patient("d1", "other")]  # d1 again: its rows are deleted by resource mid-load
+    with sqlite_store.transaction() as tx:
+        assert [o for _, o in tx.bulk_upsert(stream)] == ["created", "created", "updated"]
+    assert _indexes(sqlite_store) == schema
+    for version in ("R4", "R5"):
+        found = sqlite_store.search(SearchQuery("Patient", version, [("gender", "other")]))
+        assert [m.id for m in found.matches] == ["d1"]
+        assert sqlite_store.search(SearchQuery("Patient", version,
+                                               [("gender", "male")])).total == 0
+    with sqlite_store.engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT res_id FROM idx_token WHERE fhir_version = 'R4' "
+            "AND res_type = 'Patient' AND param = 'gender' AND code = 'other'").fetchall()
+    assert "ix_token_v0" in str(plan)
+
+
+def test_a_failed_or_abandoned_load_keeps_the_indexes(sqlite_store: SqlStore) -> None:
+    schema = _indexes(sqlite_store)
+    with pytest.raises(InvalidResource), sqlite_store.transaction() as tx:
+        for _ in tx.bulk_upsert([patient("f1", "male"), patient("f2", "robot")]):
+            pass
+    assert _indexes(sqlite_store) == schema
+    with sqlite_store.transaction() as tx:  # the consumer stops after the first batch
+        written = tx.bulk_upsert([patient(f"a{n}", "male") for n in range(3)])
+        next(written)
+        written.close()
+    assert _indexes(sqlite_store) == schema
+    assert sqlite_store.search(SearchQuery("Patient", "R4", [("gender", "male")])).total == 3
