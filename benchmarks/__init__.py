@@ -25,9 +25,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("FHIR_ADAPTER_BENCH_OUT", ROOT / "benchmarks" / "out"))
 PYTHON = sys.executable
-# The full run's largest generated data set and the time one load may take; `python -m
-# benchmarks --top-size N --load-budget S` changes them (RESULTS.md says when it did).
-settings = {"top_size": 1_000_000, "load_budget": 420.0}
+# The full run's largest generated data set (for PostgreSQL loads too unless capped) and the
+# time one load may take; `python -m benchmarks --top-size N --postgres-top-size N
+# --load-budget S` changes them (RESULTS.md says when it did).
+settings = {"top_size": 1_000_000, "postgres_top_size": None, "load_budget": 420.0}
 _TARGET = re.compile(r"^\s*(ratio|value)\s*(>=|<=)\s*([0-9.]+)\s*$")
 
 

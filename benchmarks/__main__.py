@@ -113,10 +113,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest generated data set of the full run (default 1,000,000)")
     parser.add_argument("--load-budget", type=float, default=settings["load_budget"],
                         help="seconds one load may take before larger ones are skipped")
+    parser.add_argument("--postgres-top-size", type=int, default=None,
+                        help="largest PostgreSQL load of the full run (default: --top-size)")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl+C: every `with gunicorn(...)` stops its server on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    settings.update(top_size=args.top_size, load_budget=args.load_budget)
+    settings.update(top_size=args.top_size, load_budget=args.load_budget,
+                    postgres_top_size=args.postgres_top_size)
     chosen = [n.strip().replace("-", "_") for item in args.only or []
               for n in item.split(",") if n.strip()]
     unknown = sorted(set(chosen) - set(MODULES))

@@ -130,4 +130,10 @@ def run(quick: bool) -> list[dict]:
         return out + [result("load AE -> PostgreSQL", "resources/s", None,
                              note=f"not available: PostgreSQL at {postgres_server_url()} "
                                   f"unreachable ({type(exc).__name__})")]
-    return out + _backend("PostgreSQL", sizes, budget)
+    cap = settings.get("postgres_top_size")
+    if quick or cap is None:
+        return out + _backend("PostgreSQL", sizes, budget)
+    capped = [n for n in sizes if n > int(cap)]
+    return out + _backend("PostgreSQL", [n for n in sizes if n <= int(cap)], budget) + [
+        result(f"load AE {size_label(n)} -> PostgreSQL", "resources/s", None,
+               note=f"skipped: --postgres-top-size {int(cap):,}") for n in capped]
