@@ -191,6 +191,15 @@ def test_iter_all_streams_every_current_resource(store: SqlStore) -> None:
         ("Patient", f"p{n}") for n in range(7) if n != 3]
     assert all(set(s.body) == {"R4", "R5"} for s in everything[1:])
     assert [s.id for s in store.iter_all(["Group"])] == ["g"]
+    r5 = list(store.iter_all(["Patient", "Group"], version="R5"))
+    assert [s.id for s in r5] == [f"p{n}" for n in range(7) if n != 3]  # the Group is R4 only
+    assert all(set(s.body) == {"R5"} and s.json("R5") == store.read("Patient", s.id).json("R5")
+               for s in r5)
+    # Streamed: a consumer that stops early leaves no cursor open on the connection.
+    first = store.iter_all()
+    next(first)
+    first.close()
+    assert len(list(store.iter_all(["Patient"]))) == 6
 
 
 def test_schema_creation_is_idempotent(store_url: str) -> None:

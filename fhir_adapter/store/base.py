@@ -140,5 +140,7 @@ class Store(Protocol):
     def analyze(self) -> None:
         """Refresh the planner statistics (after bulk loads)."""
 
-    def iter_all(self, resource_types: Sequence[str] | None = None) -> Iterator[Stored]:
-        """Every current resource, streamed (bulk export)."""
+    def iter_all(self, resource_types: Sequence[str] | None = None,
+                 version: FhirVersion | None = None) -> Iterator[Stored]:
+        """Every current resource (with `version`'s representation only, if given),
+        streamed (bulk export)."""

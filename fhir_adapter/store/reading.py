@@ -35,6 +35,12 @@ def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else bytes(value)
 
 
+def _positional(compiled: Any) -> Any:
+    """A compiled statement's parameters as its DB-API driver takes them."""
+    params = compiled.construct_params()
+    return tuple(params[n] for n in compiled.positiontup) if compiled.positional else params
+
+
 def search_statements(query: SearchQuery) -> tuple[Any, Any, tuple[str, ...]]:
     """(count statement, page statement, ignored parameters) of a search."""
     p = plan(query)
@@ -288,24 +294,37 @@ class Reader:
 
     # -- export ----------------------------------------------------------------------------
 
-    def iter_all(self, resource_types: Sequence[str] | None = None) -> Iterator[Stored]:
-        """Every current resource with all its representations, streamed in (type, id)
-        order: memory stays flat however many there are."""
+    def iter_all(self, resource_types: Sequence[str] | None = None,
+                 version: FhirVersion | None = None) -> Iterator[Stored]:
+        """Every current resource with all its representations (or only `version`'s),
+        streamed in (type, id) order: memory stays flat however many there are."""
         query = (select(res.c.res_type, res.c.res_id, res.c.version_id, res.c.last_updated,
                         body.c.fhir_version, body.c.body)
-                 .select_from(_body_join()).where(res.c.deleted == false())
+                 .select_from(_body_join(version)).where(res.c.deleted == false())
                  .order_by(res.c.res_type, res.c.res_id, body.c.fhir_version))
         if resource_types:
             query = query.where(res.c.res_type.in_(list(resource_types)))
         with self._unit() as conn:
-            rows = conn.execute(query.execution_options(stream_results=True, yield_per=500))
-            current: Any = None
-            bodies: dict[str, bytes] = {}
-            for row in rows:
-                if current is not None and (row.res_type, row.res_id) != current[:2]:
+            # Rows straight from the driver in batches: SQLAlchemy's per-row result
+            # processing cost about as much as reading the rows (export: ~2x).
+            compiled = query.compile(dialect=conn.dialect,
+                                     compile_kwargs={"render_postcompile": True})
+            raw = conn.connection.dbapi_connection
+            # PostgreSQL: a server-side cursor, else psycopg would fetch every row first.
+            cur = (raw.cursor(name="fhir_adapter_export") if conn.dialect.name == "postgresql"
+                   else raw.cursor())  # type: ignore[union-attr]
+            try:
+                cur.execute(str(compiled), _positional(compiled))
+                current: Any = None
+                bodies: dict[str, bytes] = {}
+                while batch := cur.fetchmany(1000):
+                    for rtype, rid, version_id, updated, fhir_version, data in batch:
+                        if current is not None and (rtype != current[0] or rid != current[1]):
+                            yield Stored(*current, False, bodies)
+                            bodies = {}
+                        current = (rtype, rid, version_id, updated)
+                        bodies[fhir_version] = _bytes(data)
+                if current is not None:
                     yield Stored(*current, False, bodies)
-                    bodies = {}
-                current = (row.res_type, row.res_id, row.version_id, row.last_updated)
-                bodies[row.fhir_version] = _bytes(row.body)
-            if current is not None:
-                yield Stored(*current, False, bodies)
+            finally:
+                cur.close()
