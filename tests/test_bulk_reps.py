@@ -28,7 +28,7 @@ def assert_rep_is_the_final_resource(resource: dict[str, Any], version: str,
     rep = representation(resource, version)  # type: ignore[arg-type]
     rtype, rid, ordered = _prepare({version: resource}, False, new_id=False)
     final = canonical.with_meta(ordered[version], rid, version_id, NOW)
-    assert bulk._body(rep, version_id, NOW) == canonical.dumps(final)
+    assert bulk.stored_body(rep, version_id, NOW) == canonical.dumps(final)
     got: dict[str, Counter[tuple]] = {}
     for table, rows in rep.rows.items():
         got.setdefault(table, Counter()).update(rows)

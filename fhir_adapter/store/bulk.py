@@ -191,12 +191,8 @@ def write_batch(cur: Any, dialect: str, batch: list[Prepared], now: str,
                 unindex.append((item.rtype, item.rid))
         versions.append((item.rtype, item.rid, new, now, "PUT", False))
         for fhir_version, rep in item.reps.items():
-            bodies.append((item.rtype, item.rid, new, fhir_version, _body(rep, new, now)))
-            for table, rows in rep.rows.items():  # tuples in COLUMNS[f"idx_{table}"] order
-                index[table].extend(rows)
-            head = (item.rtype, item.rid, fhir_version)
-            for table, tail in _meta_rows(item.rtype, fhir_version, new, now):
-                index[table].append(head + tail)
+            bodies.append((item.rtype, item.rid, new, fhir_version, stored_body(rep, new, now)))
+            add_index_rows(index, rep, fhir_version, new, now)
         outcomes.append((item.rtype, "updated" if exists else "created"))
     if new_rows:
         try:
@@ -241,10 +237,21 @@ def batches(items: Iterable[Prepared], size: int = BATCH) -> Iterator[list[Prepa
         yield batch
 
 
-def _body(rep: Rep, version_id: int, now: str) -> bytes:
+def stored_body(rep: Rep, version_id: int, now: str) -> bytes:
     """The stored bytes: the plain bytes with the store's meta spliced in after the id."""
     resource = rep.resource or {"resourceType": rep.rtype, "id": rep.rid}
     return canonical.with_meta_bytes(rep.plain, resource, version_id, now)
+
+
+def add_index_rows(index: dict[str, list[tuple]], rep: Rep, version: str, version_id: int,
+                   now: str) -> None:
+    """Append the index rows of `rep` stored as `version_id` at `now` to `index` (table ->
+    tuples in COLUMNS[f"idx_{table}"] order)."""
+    for table, rows in rep.rows.items():
+        index[table].extend(rows)
+    head = (rep.rtype, rep.rid, version)
+    for table, tail in _meta_rows(rep.rtype, version, version_id, now):
+        index[table].append(head + tail)
 
 
 def prepared(resources: Iterable[Mapping[str, Any]], check: bool, prepare: Any

@@ -26,7 +26,7 @@ from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
 from ..validation import normalise_version, validate
 from . import bulk, canonical
 from .base import FhirVersion, SearchQuery, Stored, WriteResult
-from .indexing import index_rows
+from .indexing import COLUMNS
 from .reading import Reader
 from .schema import create_schema, index_tables, locks, make_engine, resource_bodies
 from .schema import resource_versions as versions
@@ -163,8 +163,9 @@ class SqlStore(Reader):
 
     def _write(self, conn: Connection, rtype: str, rid: str, reps: dict[str, dict[str, Any]],
                method: str, if_match: int | None, must_be_new: bool) -> WriteResult:
-        plain = {v: canonical.dumps(r) for v, r in reps.items()}
-        digest = canonical.content_hash(plain)
+        item = bulk.Prepared(rtype, rid, {v: bulk.represent(rtype, rid, v, r)
+                                          for v, r in reps.items()})
+        digest = item.digest
         row = conn.execute(self._row_query(rtype, rid)).first()
         if row is None:
             if if_match is not None:
@@ -181,25 +182,27 @@ class SqlStore(Reader):
                 f"{rtype}/{rid} is at version {current}, not {if_match}",
                 headers={"ETag": f'W/"{current}"'} if current else None)
         if exists and row.content_hash == digest:  # same content: the stored bytes, rebuilt
-            same = {v: canonical.dumps(canonical.with_meta(r, rid, current, row.last_updated))
-                    for v, r in reps.items()}
+            same = {v: bulk.stored_body(rep, current, row.last_updated)
+                    for v, rep in item.reps.items()}
             return WriteResult(Stored(rtype, rid, current, row.last_updated, False, same),
                                "unchanged")
         new, now = current + 1, instant_text(self._clock())
         self._advance(conn, rtype, rid, current, new, now, digest, False)
         conn.execute(insert(versions).values(res_type=rtype, res_id=rid, version_id=new,
                                              last_updated=now, method=method, deleted=False))
-        final = {v: canonical.with_meta(r, rid, new, now) for v, r in reps.items()}
-        bodies = {v: canonical.dumps(r) for v, r in final.items()}
+        bodies = {v: bulk.stored_body(rep, new, now) for v, rep in item.reps.items()}
         conn.execute(insert(resource_bodies), [
             {"res_type": rtype, "res_id": rid, "version_id": new, "fhir_version": v, "body": b}
             for v, b in bodies.items()])
         if current:
             self._unindex(conn, rtype, rid)
-        for version, resource in final.items():
-            for table, rows in index_rows(resource, version).items():  # type: ignore[arg-type]
-                if rows:
-                    conn.execute(insert(index_tables[table]), rows)
+        index: dict[str, list[tuple]] = {table: [] for table in index_tables}
+        for version, rep in item.reps.items():
+            bulk.add_index_rows(index, rep, version, new, now)
+        for table, rows in index.items():
+            if rows:
+                conn.execute(insert(index_tables[table]),
+                             [dict(zip(COLUMNS[table], r, strict=False)) for r in rows])
         stored = Stored(rtype, rid, new, now, False, bodies, method)
         return WriteResult(stored, "updated" if exists else "created")
 
