@@ -64,7 +64,7 @@ def validated(resources: Iterable[dict[str, Any]], version: FhirVersion,
 
 
 def invalid_error(resource: dict[str, Any], version: FhirVersion, source: str,
-            issues: list[Issue]) -> InputError:
+                  issues: list[Issue]) -> InputError:
     """The error that stops a run at a mapped resource `validate` found `issues` in."""
     where = f"{resource.get('resourceType')}/{resource.get('id')}"
     return InputError(source, f"mapped {where} is not valid FHIR {version}: "
