@@ -28,7 +28,11 @@ def uuid5_text(name: str) -> str:
     raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
     raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
+    return dashed(raw.hex())
+
+
+def dashed(h: str) -> str:
+    """32 hex digits as UUID text (8-4-4-4-12), as str(uuid.UUID(hex=h)) writes them."""
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..ids import dashed
 from ..store.canonical import dumps
 from . import uuid4_hex
 
@@ -32,9 +33,8 @@ def entry(full_url: str | None, resource: bytes | None, extra: dict[str, Any] | 
 def assemble(bundle_type: str, entries: Iterable[bytes], *, total: int | None = None,
              links: list[dict[str, str]] | None = None) -> bytes:
     """A whole Bundle: id, meta.lastUpdated, type, total, link, then the entries."""
-    h = uuid4_hex()  # str(uuid.uuid4()), cheaper
     head: dict[str, Any] = {"resourceType": "Bundle",
-                            "id": f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
+                            "id": dashed(uuid4_hex()),  # str(uuid.uuid4()), cheaper
                             "meta": {"lastUpdated": now_instant()}, "type": bundle_type}
     if total is not None:
         head["total"] = total
