@@ -144,9 +144,9 @@ def _kind(node: Node) -> str | None:
     return None
 
 
-def _coding_rows(coding: dict[str, Any], text: str | None) -> list[tuple]:
+def _coding_row(coding: dict[str, Any], text: str | None) -> tuple:
     shown = coding.get("display") or text
-    return [(coding.get("system"), coding.get("code"), normalise(shown) if shown else None)]
+    return coding.get("system"), coding.get("code"), normalise(shown) if shown else None
 
 
 def token_values(node: Node) -> list[tuple[str | None, str | None, str | None]]:
@@ -161,11 +161,7 @@ def token_values(node: Node) -> list[tuple[str | None, str | None, str | None]]:
     kind = node.type or _kind(node)
     if kind == "CodeableConcept":
         text = value.get("text")
-        rows = []
-        for coding in value.get("coding", []):
-            shown = coding.get("display") or text
-            rows.append((coding.get("system"), coding.get("code"),
-                         normalise(shown) if shown else None))
+        rows = [_coding_row(coding, text) for coding in value.get("coding", [])]
         if text:
             norm = normalise(text)
             if norm not in [r[2] for r in rows]:  # :text sees text too
@@ -175,7 +171,7 @@ def token_values(node: Node) -> list[tuple[str | None, str | None, str | None]]:
         concept = value.get("concept")
         return token_values(Node(concept, "CodeableConcept")) if concept else []
     if kind == "Coding":
-        return _coding_rows(value, None)
+        return [_coding_row(value, None)]
     if kind == "Identifier":
         type_text = (value.get("type") or {}).get("text")
         return [(value.get("system"), value.get("value"),
