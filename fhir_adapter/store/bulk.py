@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 
 from ..errors import Conflict, PreconditionFailed
 from . import canonical
+from .indexing import COLUMNS as INDEX_COLUMNS
 from .indexing import EXTRACTORS, index_tuples
 
 BATCH = 500
 # SQLite page cache of a bulk load's connection (KiB when negative): 64 MiB, then flat.
 SQLITE_CACHE = -65536
-COMMON = ("res_type", "res_id", "fhir_version", "param", "grp")
 
 
 class Rep(NamedTuple):
@@ -78,7 +78,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "resource_versions": ("res_type", "res_id", "version_id", "last_updated", "method",
                           "deleted"),
     "resource_bodies": ("res_type", "res_id", "version_id", "fhir_version", "body"),
-    **{f"idx_{table}": (*COMMON, *columns) for table, (columns, _) in EXTRACTORS.items()},
+    **{f"idx_{table}": columns for table, columns in INDEX_COLUMNS.items()},
 }
 
 

@@ -9,8 +9,8 @@ else), so each (version, resource type) gets a plan, built once: per parameter i
 compiled for that root type, its table and extractor, and the leading steps it needs
 (`fhirpath.root_paths`). Most of a type's ~20 parameters find nothing in a given resource;
 which ones is decided once per resource shape (its keys, and those of `meta`...) and
-remembered. Rows are built as tuples (`index_tuples`, what the bulk load inserts); the
-single-resource write path takes them as dicts (`index_rows`).
+remembered. Rows are built as tuples (`index_tuples`: the store's writes take them through
+bulk.represent); `index_rows` gives them as dicts by column name.
 """
 
 from __future__ import annotations
