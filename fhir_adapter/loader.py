@@ -274,11 +274,15 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
                 finally:  # stop the mapping (and its child processes) now, not when collected
                     for stream in (r4, r5):
                         getattr(stream, "close", lambda: None)()
-            target.analyze()
+            target.analyze(_written(summary))
         finally:
             if own:
                 target.close()  # type: ignore[attr-defined]
     return summary
+
+
+def _written(summary: LoadSummary) -> int:
+    return summary.total("created") + summary.total("updated")
 
 
 def read_fhir_file(path: Path) -> Iterator[tuple[int, Resource]]:
@@ -343,7 +347,7 @@ def load_bundles(paths: Iterable[Path], version: FhirVersion, *, database: str |
         for path in paths:
             pairs = ((n, {version: resource}) for n, resource in read_fhir_file(path))
             store_file(target, pairs, str(path), summary, progress, validate=True)
-        target.analyze()
+        target.analyze(_written(summary))
     finally:
         if own:
             target.close()  # type: ignore[attr-defined]

@@ -224,3 +224,47 @@ def test_a_failed_or_abandoned_load_keeps_the_indexes(sqlite_store: SqlStore) ->
         written.close()
     assert _indexes(sqlite_store) == schema
     assert sqlite_store.search(SearchQuery("Patient", "R4", [("gender", "male")])).total == 3
+
+
+# -- planner statistics after loads ------------------------------------------------------
+
+def _statistics(store: SqlStore) -> list[tuple]:
+    with store.engine.connect() as conn:
+        if not conn.exec_driver_sql("SELECT 1 FROM sqlite_master "
+                                    "WHERE name = 'sqlite_stat1'").first():
+            return []
+        return sorted(conn.exec_driver_sql("SELECT * FROM sqlite_stat1").fetchall())
+
+
+def test_a_small_load_keeps_the_statistics_a_large_one_renews(sqlite_store: SqlStore) -> None:
+    def load(ids: range, gender: str = "male") -> None:
+        with sqlite_store.transaction() as tx:
+            for _ in tx.bulk_upsert([patient(f"s{n}", gender) for n in ids]):
+                pass
+
+    load(range(30))
+    sqlite_store.analyze(0)  # wrote nothing: nothing to learn
+    assert _statistics(sqlite_store) == []
+    sqlite_store.analyze(1)  # no statistics yet: any load makes them
+    first = _statistics(sqlite_store)
+    assert ("resources", "sqlite_autoindex_resources_1", "30 30 1") in first
+    load(range(30, 32))
+    sqlite_store.analyze(2)  # 2 of 32: the shape is the same, ANALYZE would read it all
+    assert _statistics(sqlite_store) == first
+    load(range(32, 40))
+    sqlite_store.analyze(8)  # a quarter of the store: renewed
+    assert ("resources", "sqlite_autoindex_resources_1", "40 40 1") in _statistics(sqlite_store)
+    sqlite_store.analyze()  # unknown: always
+    assert _statistics(sqlite_store)
+
+
+def test_load_files_counts_what_it_wrote_for_the_statistics(
+        sqlite_store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int | None] = []
+    monkeypatch.setattr(sqlite_store, "analyze", seen.append)
+    source = tmp_path / "patients.ndjson"
+    source.write_text("".join(json.dumps(patient(f"n{n}", "male")["R4"]) + "\n"
+                              for n in range(3)))
+    loader.load_bundles([source], "R4", store=sqlite_store)
+    loader.load_bundles([source], "R4", store=sqlite_store)  # unchanged the second time
+    assert seen == [3, 0]

@@ -137,8 +137,9 @@ class Store(Protocol):
                     targets: Sequence[Stored], limit: int = 1000) -> list[Stored]:
         """_revinclude: current `resource_type` resources whose `param` points at `targets`."""
 
-    def analyze(self) -> None:
-        """Refresh the planner statistics (after bulk loads)."""
+    def analyze(self, written: int | None = None) -> None:
+        """Refresh the planner statistics after a bulk load that wrote `written` resources
+        (None: unknown, always refresh)."""
 
     def iter_all(self, resource_types: Sequence[str] | None = None,
                  version: FhirVersion | None = None) -> Iterator[Stored]:
