@@ -1,4 +1,4 @@
-"""The `fhir-adapter` command line: map | validate | schema | load | serve | db ..."""
+"""The `fhir-adapter` command line: map | validate | schema | load | export | serve | db ..."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def _register() -> None:
 
     cli.add_command(store_commands.db_group)
     cli.add_command(store_commands.load_group)
+    from .commands.export import export_command
+
+    cli.add_command(export_command)
     from .commands.serve import serve_command
 
     cli.add_command(serve_command)

@@ -142,6 +142,12 @@ class Store(Protocol):
         (None: unknown, always refresh)."""
 
     def iter_all(self, resource_types: Sequence[str] | None = None,
-                 version: FhirVersion | None = None) -> Iterator[Stored]:
-        """Every current resource (with `version`'s representation only, if given),
-        streamed (bulk export)."""
+                 version: FhirVersion | None = None, since: str | None = None
+                 ) -> Iterator[Stored]:
+        """Every current resource (with `version`'s representation only, if given; updated
+        at or after `since`, if given), streamed (bulk export)."""
+
+    def iter_study(self, study_id: str, version: FhirVersion, own: set[tuple[str, str]],
+                   resource_types: Sequence[str] | None = None, since: str | None = None
+                   ) -> Iterator[Stored]:
+        """The current resources of one study in `version` (scope.py), type by type."""
