@@ -38,9 +38,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> Iterator[Flask]:
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """The gateway over the real store."""
-    app = create_app({"DATABASE_URL": database_url, "PUBLIC_BASE_URL": BASE, "MAX_COUNT": 50})
+    app = create_app({"DATABASE_URL": database_url, "PUBLIC_BASE_URL": BASE, "MAX_COUNT": 50,
+                      "EXPORT_DIR": str(tmp_path_factory.mktemp("exports"))})
     app.testing = True
     yield app
     for name in ("fhir_store", "fhir_conceptmaps"):

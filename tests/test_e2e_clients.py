@@ -339,6 +339,41 @@ def test_transaction_with_one_invalid_entry_writes_nothing(server: Server) -> No
     assert total["total"] == 0
 
 
+@pytest.mark.parametrize("release", ["R4", "R5"])
+def test_bulk_export_of_the_seed_study(server: Server, release: str) -> None:
+    """A Bulk Data client's round: kick-off, poll, download, delete (requests, as the
+    bulk-data client libraries drive it)."""
+    base = server.base + ("/R5" if release == "R5" else "")
+    kick = requests.get(f"{base}/ResearchStudy/{ids.study_resource_id(SEED)}/$export",
+                        headers={"Accept": FHIR, "Prefer": "respond-async"})
+    assert kick.status_code == 202, kick.text
+    status = kick.headers["Content-Location"]
+    deadline = time.monotonic() + 60
+    while (reply := requests.get(status, headers={"Accept": "application/json"})
+           ).status_code == 202:
+        assert time.monotonic() < deadline
+        time.sleep(float(reply.headers["Retry-After"]) / 10)
+    assert reply.status_code == 200, reply.text
+    output = {o["type"]: o for o in reply.json()["output"]}
+    assert {"ResearchStudy", "ResearchSubject", "Patient", "AdverseEvent", "Organization",
+            "Location"} <= set(output)
+    for rtype, entry in output.items():
+        got = requests.get(entry["url"], headers={"Accept": "application/fhir+ndjson"})
+        assert got.headers["Content-Type"].startswith("application/fhir+ndjson")
+        lines = got.content.splitlines()
+        assert len(lines) == entry["count"] > 0
+        for line in lines:
+            resource = loads(line)
+            assert resource["resourceType"] == rtype
+            assert validate(resource, release) == []
+    subjects = [loads(x) for x in requests.get(output["ResearchSubject"]["url"]
+                                               ).content.splitlines()]
+    assert len(subjects) == _rows(EXAMPLES / f"{SEED}.enrollments.csv")
+    assert output["AdverseEvent"]["count"] == _rows(EXAMPLES / f"{SEED}.adverse-events.csv")
+    assert requests.delete(status).status_code == 202
+    assert requests.get(status).status_code == 404
+
+
 def test_serve_examples_is_idempotent(server: Server, tmp_path: Path) -> None:
     before = requests.get(f"{server.base}/ResearchStudy/{ids.study_resource_id(SEED)}").json()
     env = {**os.environ, "FHIR_ADAPTER_DATABASE_URL": server.database}

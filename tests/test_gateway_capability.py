@@ -73,5 +73,8 @@ def test_concept_maps_and_operations(client) -> None:
     rest = r4["rest"][0]
     assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch",
                                                          "history-system"}
-    assert [o["name"] for o in rest["operation"]] == ["ingest"]
+    assert [o["name"] for o in rest["operation"]] == ["ingest", "export"]
+    assert rest["operation"][1]["definition"].startswith("http://hl7.org/fhir/uv/bulkdata/")
+    study_ops = _resources(r4)["ResearchStudy"]["operation"]
+    assert [o["name"] for o in study_ops] == ["validate", "export"]
     assert r4["url"] == f"{BASE}/metadata"

@@ -6,7 +6,8 @@
 Settings come from FHIR_ADAPTER_* environment variables (the same names without the prefix
 can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public URL of /fhir,
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
-CORS_ORIGINS ("*" or a comma-separated list).
+CORS_ORIGINS ("*" or a comma-separated list), EXPORT_DIR (Bulk Data $export jobs; default
+./fhir-adapter-exports, shared by the workers).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_COUNT": 20,
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "CORS_ORIGINS": "*",
+    "EXPORT_DIR": None,  # Bulk Data $export jobs (gateway/bulkexport.py)
 }
 _INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH")
 log = logging.getLogger("fhir_adapter.gateway.access")
@@ -54,11 +56,11 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _fhir_blueprint() -> Blueprint:
-    from . import bundles, capability, operations, rest
+    from . import bulkexport, bundles, capability, operations, rest
 
     fhir = Blueprint("fhir", __name__)
     # Operations and metadata first: their static paths must win over /<type>/<id>.
-    for child in (capability.bp, operations.bp, bundles.bp, rest.bp):
+    for child in (capability.bp, operations.bp, bulkexport.bp, bundles.bp, rest.bp):
         fhir.register_blueprint(child)
     return fhir
 

@@ -26,6 +26,7 @@ bp = Blueprint("capability", __name__)
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 HL7_OPS = "http://hl7.org/fhir/OperationDefinition/"
 OWN_OPS = "https://fhir-adapter.dev/fhir/OperationDefinition/"
+BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 WRITE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type",
                       "create", "search-type")
 
@@ -68,6 +69,8 @@ def _stored_type(version: FhirVersion, rtype: str) -> dict[str, Any]:
         out["searchRevInclude"] = revinclude
     out["searchParam"] = _search_params(version, rtype)
     out["operation"] = [{"name": "validate", "definition": HL7_OPS + "Resource-validate"}]
+    if rtype == "ResearchStudy":  # the study's resources: gateway/bulkexport.py
+        out["operation"].append({"name": "export", "definition": BULK_EXPORT})
     return out
 
 
@@ -118,7 +121,8 @@ def capability_statement(version: FhirVersion, base: str) -> bytes:
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"},
                             {"code": "history-system"}],
-            "operation": [{"name": "ingest", "definition": OWN_OPS + "ingest"}],
+            "operation": [{"name": "ingest", "definition": OWN_OPS + "ingest"},
+                          {"name": "export", "definition": BULK_EXPORT}],
         }],
     }
     return dumps(statement)

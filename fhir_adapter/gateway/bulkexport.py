@@ -1,0 +1,187 @@
+"""Bulk Data export, the asynchronous request pattern of FHIR Bulk Data Access (v2): kick-off
+at `/$export` (every resource) or `/ResearchStudy/<id>/$export` (one study: export.py) with
+`_type`, `_since` and `_outputFormat` (ndjson) and `Prefer: respond-async`, answered 202
+with the job's status URL in Content-Location; the status URL answers 202 while the job
+runs, then 200 with the manifest (or an OperationOutcome if it failed); the files are at
+`/$export-file/<job>/<Type>.ndjson`; DELETE on the status URL removes the job (the client's
+part once it has the files).
+
+Each job is a folder under EXPORT_DIR (request.json at kick-off; the NDJSON files and
+done.json at the end, or error.json), so any gunicorn worker answers for any job; the
+export itself runs in a thread of the worker that took the kick-off, which request.json
+names, so a job whose worker is gone is reported as failed rather than running forever."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, request, send_file
+
+from ..errors import BadRequest, FhirError, Issue, NotFound
+from ..export import TYPE_NAME, export_ndjson
+from ..store.base import Store
+from ..store.reading import since_instant
+from ..store.values import instant_text
+from ..validation import FhirVersion
+from . import uuid4_hex
+from .context import ctx, public_base, settings
+from .negotiation import read_json
+from .operations import parameters
+from .responses import fhir_response, outcome_bytes
+
+bp = Blueprint("bulkexport", __name__)
+
+DEFAULT_DIR = "fhir-adapter-exports"
+OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+SUPPORTED = frozenset({"_outputFormat", "_type", "_since"})
+_JOB = re.compile(r"[0-9a-f]{32}")
+NDJSON = "application/fhir+ndjson"
+
+
+def jobs_dir() -> Path:
+    """Where jobs live: the EXPORT_DIR setting, else ./fhir-adapter-exports."""
+    return Path(settings().get("EXPORT_DIR") or DEFAULT_DIR).resolve()
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Whole or not at all: a status request never reads half a file."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _arguments() -> dict[str, str]:
+    if request.method == "GET":
+        args = {k: ",".join(request.args.getlist(k)) for k in request.args}
+    else:
+        args = {k: ",".join(str(v) for v in values)
+                for k, values in parameters(read_json(request)).items()}
+    if unknown := sorted(set(args) - SUPPORTED):
+        raise BadRequest(f"$export parameter {unknown[0]} is not supported (supported: "
+                         f"{', '.join(sorted(SUPPORTED))})")
+    return args
+
+
+def _kick_off(study: str | None) -> Response:
+    c = ctx()
+    if "respond-async" not in request.headers.get("Prefer", ""):
+        raise BadRequest("$export runs asynchronously: send 'Prefer: respond-async'")
+    args = _arguments()
+    if args.get("_outputFormat", NDJSON) not in OUTPUT_FORMATS:
+        raise BadRequest(f"_outputFormat {args['_outputFormat']!r} is not supported: "
+                         f"{NDJSON} only")
+    types = [t.strip() for t in args.get("_type", "").split(",") if t.strip()] or None
+    if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
+        raise BadRequest(f"_type {bad[0]!r} is not a resource type")
+    since = args.get("_since") or None
+    if since:
+        since_instant(since)  # 400 now, not in the job
+    if study is not None:
+        c.store.read("ResearchStudy", study)  # 404 / 410 now, not in the job
+    job = uuid4_hex()
+    folder = jobs_dir() / job
+    folder.mkdir(parents=True)
+    _write_json(folder / "request.json", {
+        "request": public_base() + request.full_path.removeprefix("/fhir").rstrip("?"),
+        "transactionTime": instant_text(datetime.now(UTC)),
+        "version": c.version, "types": types, "study": study, "since": since,
+        "host": socket.gethostname(), "pid": os.getpid()})
+    threading.Thread(target=_run, args=(c.store, folder, c.version, types, study, since),
+                     name=f"export-{job}", daemon=True).start()
+    return fhir_response(None, 202, headers={
+        "Content-Location": f"{c.base}/$export-status/{job}"})
+
+
+def _run(store: Store, folder: Path, version: FhirVersion, types: list[str] | None,
+         study: str | None, since: str | None) -> None:
+    try:
+        summary = export_ndjson(store, folder, version, types=types, study=study,
+                                since=since)
+        _write_json(folder / "done.json",
+                    {"files": {p.stem: n for p, n in summary.counts.items()}})
+    except Exception as exc:  # the status request reports it
+        message = exc.message if isinstance(exc, FhirError) else f"{type(exc).__name__}: {exc}"
+        try:
+            _write_json(folder / "error.json", {"message": message})
+        except OSError:  # the job was deleted meanwhile
+            return
+    if (folder / "cancelled").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@bp.route("/$export", methods=["GET", "POST"])
+def export_system() -> Response:
+    return _kick_off(None)
+
+
+@bp.route("/ResearchStudy/<id>/$export", methods=["GET", "POST"])
+def export_study(id: str) -> Response:
+    return _kick_off(id)
+
+
+def _job(job: str) -> Path:
+    folder = jobs_dir() / job
+    if not _JOB.fullmatch(job) or not (folder / "request.json").is_file() \
+            or (folder / "cancelled").exists():
+        raise NotFound(f"no export job {job}")
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+@bp.route("/$export-status/<job>", methods=["GET", "DELETE"])
+def export_status(job: str) -> Response:
+    c = ctx()
+    folder = _job(job)
+    finished = (folder / "done.json").exists() or (folder / "error.json").exists()
+    if request.method == "DELETE":
+        if finished:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:  # the job's thread removes it when it ends
+            (folder / "cancelled").touch()
+        return fhir_response(None, 202)
+    asked = json.loads((folder / "request.json").read_text(encoding="utf-8"))
+    if (folder / "done.json").exists():
+        done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
+        manifest = {
+            "transactionTime": asked["transactionTime"], "request": asked["request"],
+            "requiresAccessToken": False,
+            "output": [{"type": rtype, "url": f"{c.base}/$export-file/{job}/{rtype}.ndjson",
+                        "count": count} for rtype, count in done["files"].items()],
+            "error": []}
+        return Response(json.dumps(manifest), 200, content_type="application/json")
+    if (folder / "error.json").exists():
+        message = json.loads((folder / "error.json").read_text(encoding="utf-8"))["message"]
+    elif asked["host"] == socket.gethostname() and not _alive(int(asked["pid"])):
+        message = "the export stopped: the server process that ran it has ended"
+    else:
+        return fhir_response(None, 202, headers={"X-Progress": "in progress",
+                                                 "Retry-After": "1"})
+    issue = Issue("error", "exception", f"export failed: {message}")
+    return fhir_response(outcome_bytes([issue]), 500, c.mime, c.version)
+
+
+@bp.get("/$export-file/<job>/<name>")
+def export_file(job: str, name: str) -> Response:
+    folder = _job(job)
+    path = folder / name
+    if not (folder / "done.json").exists() or not name.endswith(".ndjson") \
+            or not TYPE_NAME.fullmatch(name.removesuffix(".ndjson")) or not path.is_file():
+        raise NotFound(f"no file {name} in export job {job}")
+    return send_file(path, mimetype=NDJSON, conditional=False)

@@ -1,0 +1,186 @@
+"""Bulk Data $export (asynchronous request pattern) through the gateway, on SQLite and
+PostgreSQL: kick-off, status, manifest, files, deletion, and the errors a client gets."""
+
+# ruff: noqa: F811 (tests take the fixtures imported from gateway_fixtures as arguments)
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from gateway_fixtures import FHIR, app, client, database_url, patient, post, unique_system  # noqa: F401
+
+from fhir_adapter.gateway.bulkexport import jobs_dir
+from fhir_adapter.store.canonical import loads
+from fhir_adapter.validation import validate
+
+ASYNC = {"Accept": FHIR, "Prefer": "respond-async"}
+BASE = "http://testserver/fhir"
+
+
+def _finished(client: FlaskClient, location: str, timeout: float = 60) -> Any:
+    path = location.removeprefix(BASE.removesuffix("/fhir"))
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = client.get(path, headers={"Accept": "application/json"})
+        if reply.status_code != 202:
+            return reply
+        assert reply.headers["X-Progress"] and reply.headers["Retry-After"] == "1"
+        assert time.monotonic() < deadline, "export did not finish"
+        time.sleep(0.05)
+
+
+def _download(client: FlaskClient, url: str, **headers: str) -> bytes:
+    reply = client.get(url.removeprefix("http://testserver"), headers=headers)
+    try:
+        assert reply.status_code == 200 and reply.mimetype == "application/fhir+ndjson"
+        return reply.get_data()
+    finally:
+        reply.close()  # send_file's file
+
+
+def _study(client: FlaskClient, system: str) -> tuple[str, list[str]]:
+    """A study with two subjects (and their patients) and one subject of another study."""
+    study = post(client, {"resourceType": "ResearchStudy", "status": "active",
+                          "identifier": [{"system": system, "value": "S"}]}).get_json()["id"]
+    other = post(client, {"resourceType": "ResearchStudy", "status": "active",
+                          "identifier": [{"system": system, "value": "O"}]}).get_json()["id"]
+    subjects = []
+    for n, target in enumerate((study, study, other)):
+        pid = post(client, patient(system, f"p{n}")).get_json()["id"]
+        subjects.append(post(client, {
+            "resourceType": "ResearchSubject", "status": "on-study",
+            "identifier": [{"system": system, "value": f"rs{n}"}],
+            "study": {"reference": f"ResearchStudy/{target}"},
+            "individual": {"reference": f"Patient/{pid}"}}).get_json()["id"])
+    return study, subjects
+
+
+def test_a_study_export_from_kick_off_to_deletion(client: FlaskClient) -> None:
+    system = unique_system()
+    study, subjects = _study(client, system)
+    kick = client.get(f"/fhir/ResearchStudy/{study}/$export", headers=ASYNC)
+    assert kick.status_code == 202, kick.get_data(as_text=True)
+    location = kick.headers["Content-Location"]
+    assert location.startswith(f"{BASE}/$export-status/")
+    done = _finished(client, location)
+    assert done.status_code == 200 and done.mimetype == "application/json"
+    manifest = done.get_json()
+    assert manifest["request"].endswith(f"/fhir/ResearchStudy/{study}/$export")
+    assert manifest["requiresAccessToken"] is False and manifest["error"] == []
+    assert manifest["transactionTime"].endswith("Z")
+    files = {o["type"]: o for o in manifest["output"]}
+    assert sorted(files) == ["Patient", "ResearchStudy", "ResearchSubject"]
+    got = {}
+    for rtype, entry in files.items():
+        lines = _download(client, entry["url"],
+                          Accept="application/fhir+ndjson").splitlines()
+        assert len(lines) == entry["count"]
+        for line in lines:
+            resource = loads(line)
+            assert validate(resource, "R4") == []
+            read = client.get(f"/fhir/{rtype}/{resource['id']}", headers={"Accept": FHIR})
+            assert read.get_data() == line  # the bytes a read serves
+            got.setdefault(rtype, set()).add(resource["id"])
+    assert got["ResearchStudy"] == {study}
+    assert got["ResearchSubject"] == set(subjects[:2])  # not the other study's subject
+    assert len(got["Patient"]) == 2
+    assert client.delete(location.removeprefix("http://testserver")).status_code == 202
+    assert _finished(client, location).status_code == 404
+    assert client.get(files["Patient"]["url"].removeprefix("http://testserver")
+                      ).status_code == 404
+
+
+def test_a_system_export_in_r5_by_type(client: FlaskClient) -> None:
+    system = unique_system()
+    r5 = {"Accept": FHIR, "Content-Type": FHIR}
+    study = client.post("/fhir/R5/ResearchStudy", headers=r5, json={
+        "resourceType": "ResearchStudy", "status": "active"}).get_json()["id"]
+    for n in range(3):
+        pid = client.post("/fhir/R5/Patient", headers=r5,
+                          json=patient(system, f"p{n}")).get_json()["id"]
+        assert client.post("/fhir/R5/ResearchSubject", headers=r5, json={
+            "resourceType": "ResearchSubject", "status": "active",
+            "identifier": [{"system": system, "value": f"rs{n}"}],
+            "study": {"reference": f"ResearchStudy/{study}"},
+            "subject": {"reference": f"Patient/{pid}"}}).status_code == 201
+    kick = client.post("/fhir/R5/$export", headers={**ASYNC, "Content-Type": FHIR}, json={
+        "resourceType": "Parameters",
+        "parameter": [{"name": "_type", "valueString": "ResearchSubject"},
+                      {"name": "_outputFormat", "valueString": "application/ndjson"}]})
+    assert kick.status_code == 202, kick.get_data(as_text=True)
+    location = kick.headers["Content-Location"]
+    assert location.startswith(f"{BASE}/R5/$export-status/")
+    manifest = _finished(client, location).get_json()
+    assert [o["type"] for o in manifest["output"]] == ["ResearchSubject"]
+    url = manifest["output"][0]["url"]
+    assert url.startswith(f"{BASE}/R5/$export-file/")
+    lines = _download(client, url).splitlines()
+    mine = [r for r in map(loads, lines)
+            if r.get("identifier", [{}])[0].get("system") == system]
+    assert len(mine) == 3 and all("subject" in r for r in mine)  # R5 names it subject
+    assert all(validate(r, "R5") == [] for r in mine)
+
+
+def test_what_a_kick_off_refuses(client: FlaskClient) -> None:
+    cases = [("/fhir/$export", {"Accept": FHIR}, "Prefer: respond-async"),
+             ("/fhir/$export?_elements=id", ASYNC, "_elements"),
+             ("/fhir/$export?_since=yesterday", ASYNC, "yesterday"),
+             ("/fhir/$export?_outputFormat=text/csv", ASYNC, "text/csv"),
+             ("/fhir/$export?_type=Patient,../x", ASYNC, "../x")]
+    for path, headers, said in cases:
+        reply = client.get(path, headers=headers)
+        assert reply.status_code == 400, path
+        body = reply.get_json()
+        assert body["resourceType"] == "OperationOutcome" and said in json.dumps(body), path
+    missing = client.get("/fhir/ResearchStudy/no-such-study/$export", headers=ASYNC)
+    assert missing.status_code == 404
+    assert client.get(f"/fhir/$export-status/{'0' * 32}").status_code == 404
+    assert client.get("/fhir/$export-status/..%2F..").status_code == 404
+
+
+def test_files_are_served_only_from_finished_jobs(client: FlaskClient, app: Flask) -> None:
+    kick = client.get("/fhir/$export?_type=ResearchStudy", headers=ASYNC)
+    location = kick.headers["Content-Location"]
+    job = location.rsplit("/", 1)[1]
+    _finished(client, location)
+    for name in ("done.json", "request.json", "ResearchStudy.ndjson.partial", "x.ndjson"):
+        assert client.get(f"/fhir/$export-file/{job}/{name}").status_code == 404, name
+
+
+def test_a_job_whose_process_ended_is_reported_failed(client: FlaskClient,
+                                                      app: Flask) -> None:
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    kick = client.get("/fhir/$export?_type=ResearchStudy", headers=ASYNC)
+    location = kick.headers["Content-Location"]
+    _finished(client, location)
+    with app.app_context():
+        folder = jobs_dir() / location.rsplit("/", 1)[1]
+    (folder / "done.json").unlink()  # as if it had never finished ...
+    asked = json.loads((folder / "request.json").read_text())
+    asked["pid"] = int(ended.stdout)  # ... in a process that is gone
+    (folder / "request.json").write_text(json.dumps(asked))
+    reply = client.get(location.removeprefix("http://testserver"))
+    assert reply.status_code == 500
+    assert "the server process that ran it has ended" in reply.get_data(as_text=True)
+
+
+def test_since_exports_what_changed_from_then(client: FlaskClient) -> None:
+    system = unique_system()
+    post(client, patient(system, "old"))
+    time.sleep(0.01)
+    recent = post(client, patient(system, "new")).get_json()
+    since = recent["meta"]["lastUpdated"]
+    kick = client.get(f"/fhir/$export?_type=Patient&_since={since}", headers=ASYNC)
+    manifest = _finished(client, kick.headers["Content-Location"]).get_json()
+    lines = _download(client, manifest["output"][0]["url"]).splitlines()
+    exported = [loads(line) for line in lines]
+    assert recent["id"] in {r["id"] for r in exported}
+    assert all(r["meta"]["lastUpdated"] >= since for r in exported)
+    assert not [r for r in exported if r["identifier"][0] == {"system": system, "value": "old"}]
