@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from store_backends import backend, module_store, postgres_database, store, store_url  # noqa: F401
 
 from fhir_adapter.cli import cli
-from fhir_adapter.errors import InputError, NotFound
+from fhir_adapter.errors import BadRequest, InputError, NotFound
 from fhir_adapter.export import export_ndjson, study_id
 from fhir_adapter.loader import load_files
 from fhir_adapter.store import SqlStore, canonical
@@ -196,6 +196,9 @@ def test_the_command(loaded: SqlStore, tmp_path: Path) -> None:
     again = runner.invoke(cli, ["export", str(tmp_path / "out"), "--type", "../Patient"],
                           env={"FHIR_ADAPTER_DATABASE_URL": url})
     assert again.exit_code == 2 and "'../Patient'" in again.output
+    since = runner.invoke(cli, ["export", str(tmp_path / "out"), "--since", "soon"],
+                          env={"FHIR_ADAPTER_DATABASE_URL": url})
+    assert since.exit_code == 2 and "--since" in since.output
 
 
 def test_since_narrows_what_is_written_not_the_scope(loaded: SqlStore, tmp_path: Path) -> None:
@@ -220,5 +223,5 @@ def test_since_narrows_what_is_written_not_the_scope(loaded: SqlStore, tmp_path:
                          since="2999-01-01").total == 0
     with pytest.raises(NotFound):  # an unknown study says so, since or not
         export_ndjson(loaded, tmp_path / "none", "R4", study="NCT00000000", since=after)
-    with pytest.raises(Exception, match="invalid _since"):
+    with pytest.raises(BadRequest, match="invalid _since"):
         export_ndjson(loaded, tmp_path / "none", "R4", since="soon")

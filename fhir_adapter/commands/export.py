@@ -28,10 +28,17 @@ def export_command(directory: Path, database: str | None, fhir_version: str,
                    overwrite: bool) -> None:
     """Write the stored resources to DIRECTORY/<Type>.ndjson (FHIR Bulk Data layout), one
     resource per line, as the server serves them; all files appear once the export is done."""
+    from ..errors import BadRequest
     from ..export import export_ndjson
     from ..store import open_store
+    from ..store.reading import since_instant
     from ..validation import normalise_version
 
+    if since:
+        try:
+            since_instant(since)
+        except BadRequest as exc:
+            raise click.BadParameter("not a FHIR instant or date", param_hint="--since") from exc
     store = open_store(database)
     try:
         summary = export_ndjson(store, directory, normalise_version(fhir_version),
