@@ -126,13 +126,13 @@ def test_a_resource_reached_twice_is_exported_once(store: SqlStore, tmp_path: Pa
     for resource in (study, part, elsewhere, patient, subject, event):
         store.update({"R5": resource})
     export_ndjson(store, tmp_path / "out", "R5", study="s1")
-    assert _exported(tmp_path / "out") == {("ResearchStudy", "s1"), ("ResearchStudy", "s2"),
-                                   ("Patient", "p1"), ("ResearchSubject", "rs1"),
-                                   ("AdverseEvent", "ae1")}
+    assert _exported(tmp_path / "out") == {
+        ("ResearchStudy", "s1"), ("ResearchStudy", "s2"), ("Patient", "p1"),
+        ("ResearchSubject", "rs1"), ("AdverseEvent", "ae1")}
     store.delete("Patient", "p1")
     export_ndjson(store, tmp_path / "out", "R5", study="s1", overwrite=True)
     assert ("Patient", "p1") not in _exported(tmp_path / "out")
-    assert not (tmp_path / "out" / "Patient.ndjson").exists()  # the earlier export's file is gone
+    assert not (tmp_path / "out" / "Patient.ndjson").exists()  # the earlier one's: gone
 
 
 def test_types_narrow_the_export(loaded: SqlStore, tmp_path: Path) -> None:
