@@ -78,9 +78,9 @@ def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
                   since: str | None = None, overwrite: bool = False) -> ExportSummary:
     """Write every current resource in `version` (of `types`, else of every type; of the
     study `study`, see store/scope.py; updated at or after `since`, a FHIR instant or date)
-    to `directory`/<Type>.ndjson. Existing files of
-    those types are an error unless `overwrite`, which also removes those that this export
-    leaves empty (so the directory holds one export, not a mix)."""
+    to `directory`/<Type>.ndjson. Existing files of those types are an error unless
+    `overwrite`, which also removes those that this export leaves empty (so the directory
+    holds one export, not a mix)."""
     if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
         raise ValueError(f"not a resource type name: {bad[0]!r}")
     existing = ([directory / f"{t}.ndjson" for t in types] if types else
