@@ -35,6 +35,7 @@ from .values import instant_text
 
 STALE_SHARE = 10  # analyze() after a load that wrote at least 1/10 of the store's resources
 
+
 class SqlStore(Reader):
     """The Store protocol (base.py). Thread-safe; `transaction()` yields a store bound to one
     connection whose writes commit together."""
