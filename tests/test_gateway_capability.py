@@ -77,4 +77,5 @@ def test_concept_maps_and_operations(client) -> None:
     assert rest["operation"][1]["definition"].startswith("http://hl7.org/fhir/uv/bulkdata/")
     study_ops = _resources(r4)["ResearchStudy"]["operation"]
     assert [o["name"] for o in study_ops] == ["validate", "export"]
+    assert study_ops[1]["definition"].endswith("/OperationDefinition/ResearchStudy-export")
     assert r4["url"] == f"{BASE}/metadata"

@@ -69,8 +69,9 @@ def _stored_type(version: FhirVersion, rtype: str) -> dict[str, Any]:
         out["searchRevInclude"] = revinclude
     out["searchParam"] = _search_params(version, rtype)
     out["operation"] = [{"name": "validate", "definition": HL7_OPS + "Resource-validate"}]
-    if rtype == "ResearchStudy":  # the study's resources: gateway/bulkexport.py
-        out["operation"].append({"name": "export", "definition": BULK_EXPORT})
+    if rtype == "ResearchStudy":  # Bulk Data's pattern over one study: gateway/bulkexport.py
+        out["operation"].append({"name": "export",
+                                 "definition": OWN_OPS + "ResearchStudy-export"})
     return out
 
 
