@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from . import OUT, missing, not_available, result, settings, size_label
+from . import OUT, missing, not_available, rate, result, settings, size_label
 from .datasets import store_for
 from .generate import STUDY_ID
 
@@ -38,16 +38,15 @@ def _ours(store: Any, folder: Path) -> tuple[int, float]:
 
 def _floor(sample: list[dict], target: Path) -> float:
     """resources/s of orjson.dumps of the sample's dicts to one NDJSON file."""
-    done, start = 0, time.perf_counter()
-    while True:
+    def write() -> int:
         with open(target, "wb") as fh:
             for resource in sample:
                 fh.write(orjson.dumps(resource) + b"\n")
-        done += len(sample)
-        elapsed = time.perf_counter() - start
-        if elapsed >= FLOOR_SECONDS:
-            target.unlink(missing_ok=True)
-            return done / elapsed
+        return len(sample)
+
+    per_second, _, _ = rate(write, min_seconds=FLOOR_SECONDS)
+    target.unlink(missing_ok=True)
+    return per_second
 
 
 def run(quick: bool) -> list[dict]:

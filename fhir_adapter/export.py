@@ -15,9 +15,8 @@ from typing import IO
 
 from . import ids
 from .errors import Gone, InputError, NotFound
-from .store import canonical
 from .store.base import Store
-from .store.scope import references
+from .store.scope import reference_texts, targets
 from .validation import FhirVersion
 
 PARTIAL = ".partial"
@@ -69,8 +68,18 @@ def own_references(store: Store, study: str, version: FhirVersion) -> set[tuple[
         except (NotFound, Gone):
             continue
         if version in stored.body:
-            todo.extend(references(canonical.loads(stored.json(version))))
+            todo.extend(targets(set(reference_texts(stored.json(version)))))
     return seen
+
+
+def _unknown(store: Store, rid: str, version: FhirVersion, own: set[tuple[str, str]]) -> bool:
+    """Whether nothing at all is stored of the study (an export narrowed by type or time
+    that found nothing is not that): asked only when the export wrote nothing."""
+    everything = store.iter_study(rid, version, own)
+    try:
+        return next(everything, None) is None
+    finally:
+        everything.close()  # type: ignore[attr-defined]
 
 
 def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
@@ -83,22 +92,16 @@ def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
     holds one export, not a mix)."""
     if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
         raise ValueError(f"not a resource type name: {bad[0]!r}")
-    existing = ([directory / f"{t}.ndjson" for t in types] if types else
-                [p for p in directory.glob("*.ndjson") if TYPE_NAME.fullmatch(p.stem)]
-                if directory.is_dir() else [])
-    existing = [p for p in existing if p.exists()]
+    if types:
+        existing = [p for p in (directory / f"{t}.ndjson" for t in types) if p.exists()]
+    else:  # glob of a missing directory: nothing
+        existing = [p for p in directory.glob("*.ndjson") if TYPE_NAME.fullmatch(p.stem)]
     if existing and not overwrite:
         raise InputError(str(existing[0]), "exists already (--overwrite replaces the files "
                                            "of an earlier export)")
     if study is not None:
         rid = study_id(store, study)
         own = own_references(store, rid, version)
-        probe = store.iter_study(rid, version, own)
-        try:
-            if next(probe, None) is None:
-                raise NotFound(f"no stored resources of study {study!r} in {version}")
-        finally:
-            probe.close()  # type: ignore[attr-defined]
         found = store.iter_study(rid, version, own, types or None, since)
     else:
         found = store.iter_all(types or None, version=version, since=since)
@@ -122,9 +125,10 @@ def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
         raise
     for out in files.values():
         out.close()
+    if study is not None and not counts and _unknown(store, rid, version, own):
+        raise NotFound(f"no stored resources of study {study!r} in {version}")
     summary = ExportSummary({directory / f"{t}.ndjson": counts[t] for t in sorted(counts)})
-    written = list(summary.counts)
-    for path in written:
+    for path in summary.counts:
         os.replace(str(path) + PARTIAL, path)
     for path in existing:
         if path not in summary.counts:

@@ -19,7 +19,7 @@ from fhir_adapter.errors import BadRequest, InputError, NotFound
 from fhir_adapter.export import export_ndjson, study_id
 from fhir_adapter.loader import load_files
 from fhir_adapter.store import SqlStore, canonical
-from fhir_adapter.store.scope import references
+from fhir_adapter.store.values import split_reference
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SEED = "NCT05003921"
@@ -52,6 +52,22 @@ def _exported(directory: Path) -> set[tuple[str, str]]:
              for r in map(canonical.loads, lines)]
     assert len(found) == len(set(found)), "a resource exported twice"
     return set(found)
+
+
+def references(value: Any) -> Iterator[tuple[str, str]]:
+    """(type, id) of each `Type/id` reference in a parsed resource: the oracle's own walk,
+    not the export's reading of stored bytes."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                rtype, rid = split_reference(item)
+                if rtype and rid:
+                    yield rtype, rid
+            else:
+                yield from references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
 
 
 def _oracle(store: SqlStore, study: str, version: str) -> set[tuple[str, str]]:

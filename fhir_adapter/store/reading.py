@@ -343,7 +343,7 @@ class Reader:
                              res.c.res_type == rtype, res.c.res_id == pointing.c.res_id)))
                          .where(res.c.deleted == false()))
                 for stored in self._streamed(conn, query):
-                    values.update(scope.reference_values(stored.json(version)))
+                    values.update(scope.reference_texts(stored.json(version)))
                     if wanted(stored):
                         yield stored
             named = own | {("ResearchStudy", study_id)} | scope.targets(values)
@@ -351,17 +351,17 @@ class Reader:
                 if types and rtype not in types:
                     continue
                 ids = sorted(i for t, i in named if t == rtype)
+                query = (select(*_EXPORT_COLUMNS).select_from(_body_join(version))
+                         .where(res.c.deleted == false(), res.c.res_type == rtype)
+                         .order_by(res.c.res_id))
+                pointing = scope.pointing_ids(version, rtype, study_id)
+                if pointing is not None:  # streamed above already
+                    query = query.where(res.c.res_id.not_in(pointing))
+                if after:
+                    query = query.where(res.c.last_updated >= after)
                 for first in range(0, len(ids), 500):
-                    query = (select(*_EXPORT_COLUMNS).select_from(_body_join(version))
-                             .where(res.c.deleted == false(), res.c.res_type == rtype,
-                                    res.c.res_id.in_(ids[first:first + 500]))
-                             .order_by(res.c.res_id))
-                    pointing = scope.pointing_ids(version, rtype, study_id)
-                    if pointing is not None:  # streamed above already
-                        query = query.where(res.c.res_id.not_in(pointing))
-                    if after:
-                        query = query.where(res.c.last_updated >= after)
-                    yield from self._streamed(conn, query)
+                    yield from self._streamed(
+                        conn, query.where(res.c.res_id.in_(ids[first:first + 500])))
 
     @staticmethod
     def _streamed(conn: Connection, query: Any) -> Iterator[Stored]:

@@ -9,7 +9,6 @@ the rest are few and read by id."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -55,32 +54,17 @@ def pointing_ids(version: FhirVersion, rtype: str, study_id: str) -> Select | No
 _REFERENCE = re.compile(rb'"reference":"([^"\\]*)"')
 
 
-def reference_values(data: bytes) -> list[bytes]:
+def reference_texts(data: bytes) -> list[bytes]:
     """The `reference` values in a stored resource's bytes, found without parsing it (give
     the distinct ones to `targets`)."""
     return _REFERENCE.findall(data)
 
 
 def targets(values: set[bytes]) -> set[tuple[str, str]]:
-    """(type, id) of each `Type/id` among reference values: what `references` finds."""
+    """(type, id) of each relative or absolute `Type/id` among reference values."""
     found = set()
     for value in values:
         rtype, rid = split_reference(value.decode())
         if rtype and rid:
             found.add((rtype, rid))
     return found
-
-
-def references(value: Any) -> Iterator[tuple[str, str]]:
-    """(type, id) of each relative or absolute `Type/id` reference inside a resource."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "reference" and isinstance(item, str):
-                rtype, rid = split_reference(item)
-                if rtype and rid:
-                    yield rtype, rid
-            else:
-                yield from references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from references(item)
