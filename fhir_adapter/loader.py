@@ -205,7 +205,7 @@ def store_file(store: Store, pairs: Iterable[tuple[int, dict[FhirVersion, Resour
 
     counts: Counter[tuple[str, str]] = Counter()
     try:
-        with store.transaction() as tx:
+        with store.transaction(bulk=True) as tx:
             try:
                 for rtype, outcome in tx.bulk_upsert(numbered(), validate=validate):
                     counts[rtype, outcome] += 1

@@ -268,3 +268,78 @@ def test_load_files_counts_what_it_wrote_for_the_statistics(
     loader.load_bundles([source], "R4", store=sqlite_store)
     loader.load_bundles([source], "R4", store=sqlite_store)  # unchanged the second time
     assert seen == [3, 0]
+
+
+# -- the journal of a load into an empty SQLite store ------------------------------------
+
+def _pragma(tx: SqlStore, name: str) -> Any:
+    assert tx._conn is not None  # the transaction's own connection
+    return tx._conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_a_load_into_an_empty_store_writes_through_a_rollback_journal(
+        sqlite_store: SqlStore, tmp_path: Path) -> None:
+    from fhir_adapter.store import open_store
+
+    path = tmp_path / "deferred.db"
+    with sqlite_store.transaction(bulk=True) as tx:
+        assert _pragma(tx, "journal_mode") == "delete"
+        assert _pragma(tx, "synchronous") == 2  # FULL: NORMAL is safe in WAL mode only
+        assert [o for _, o in tx.bulk_upsert([patient("j1", "male"), patient("j2", "male")])
+                ] == ["created", "created"]
+        reader = open_store(str(path))  # connects meanwhile: cannot switch the file to WAL
+        assert reader.search(SearchQuery("Patient", "R4", [("gender", "male")])).total == 0
+    try:
+        assert reader.search(SearchQuery("Patient", "R4", [("gender", "male")])).total == 2
+    finally:
+        reader.close()
+    assert not (tmp_path / "deferred.db-journal").exists()
+    with sqlite_store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 8192
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    with sqlite_store.transaction(bulk=True) as tx:  # no longer empty: the WAL as always
+        assert _pragma(tx, "journal_mode") == "wal"
+        list(tx.bulk_upsert([patient("j3", "female")]))
+    assert sqlite_store.search(SearchQuery("Patient", "R5", [("gender", "male")])).total == 2
+
+
+def test_a_shared_empty_store_keeps_the_wal(sqlite_store: SqlStore, tmp_path: Path) -> None:
+    from fhir_adapter.store import open_store
+
+    gateway = open_store(str(tmp_path / "deferred.db"))
+    try:
+        assert gateway.search(SearchQuery("Patient", "R4", [])).total == 0  # keeps it open
+        with sqlite_store.transaction(bulk=True) as tx:
+            assert _pragma(tx, "journal_mode") == "wal"
+            list(tx.bulk_upsert([patient("w1", "male")]))
+            assert gateway.search(SearchQuery("Patient", "R4", [])).total == 0
+        assert gateway.search(SearchQuery("Patient", "R4", [])).total == 1
+    finally:
+        gateway.close()
+
+
+def test_a_failed_load_into_an_empty_store_leaves_it_empty(sqlite_store: SqlStore,
+                                                           tmp_path: Path) -> None:
+    stream = [patient(f"r{n}", "male") for n in range(1200)] + [patient("bad", "robot")]
+    with pytest.raises(InvalidResource), sqlite_store.transaction(bulk=True) as tx:
+        assert _pragma(tx, "journal_mode") == "delete"
+        for _ in tx.bulk_upsert(stream):
+            pass
+    assert sqlite_store.search(SearchQuery("Patient", "R4", [])).total == 0
+    assert not (tmp_path / "deferred.db-journal").exists()
+    with sqlite_store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert conn.exec_driver_sql("SELECT count(*) FROM resource_bodies").scalar() == 0
+
+
+def test_a_bulk_transaction_is_all_or_nothing(store: SqlStore) -> None:
+    with pytest.raises(InvalidResource), store.transaction(bulk=True) as tx:
+        for _ in tx.bulk_upsert([patient("b1", "male"), patient("b2", "robot")]):
+            pass
+    assert store.search(SearchQuery("Patient", "R4", [])).total == 0
+    with store.transaction(bulk=True) as tx:
+        list(tx.bulk_upsert([patient("b1", "male")]))
+    assert store.read("Patient", "b1").version_id == 1

@@ -121,8 +121,9 @@ class Store(Protocol):
         `ignored` (strict -> errors.BadRequest); bad values and unsupported modifiers ->
         errors.BadRequest. Result parameters (_count, _sort, _include, ...) are skipped."""
 
-    def transaction(self) -> AbstractContextManager[Store]:
-        """A unit of work: every write inside commits together or not at all."""
+    def transaction(self, bulk: bool = False) -> AbstractContextManager[Store]:
+        """A unit of work: every write inside commits together or not at all. `bulk`: the
+        unit of a bulk load (the store may write it in a way that pays off for many rows)."""
 
     def lock(self, key: str) -> None:
         """Inside transaction(): serialise with every other unit locking the same key until

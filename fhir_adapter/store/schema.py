@@ -12,6 +12,7 @@ idx_*              search index of current versions, one table per parameter typ
 from __future__ import annotations
 
 import os
+import sqlite3
 
 from sqlalchemy import (
     BigInteger,
@@ -147,6 +148,12 @@ def make_engine(url: str | None = None) -> Engine:
     return engine
 
 
+# Page size of new SQLite files. 8 KiB: a 100k-AE load 6% faster than with 4 KiB (fewer
+# pages to split, sort and copy); reads by id and searches measured the same. 16 KiB loaded
+# 9% faster but read 20% slower (each body read pulls a whole page).
+SQLITE_PAGE_SIZE = 8192
+
+
 def _sqlite_setup(engine: Engine) -> None:
     """WAL (readers never block the writer), foreign keys, a busy timeout, and BEGIN
     IMMEDIATE for write units: a write transaction takes the write lock before it reads, so
@@ -156,7 +163,15 @@ def _sqlite_setup(engine: Engine) -> None:
     def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # pysqlite's own BEGIN handling is replaced below
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # no effect on an existing file
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            # A bulk load into an empty store holds the file in rollback-journal mode until
+            # it commits (SqlStore.transaction(bulk=True)); this connection reads in that
+            # mode meanwhile (waiting while the load writes), and the next one switches.
+            if "locked" not in str(exc):
+                raise
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.execute("PRAGMA synchronous=NORMAL")
@@ -170,6 +185,14 @@ def _sqlite_setup(engine: Engine) -> None:
 
 def create_schema(engine: Engine) -> None:
     """Create every table and index that does not exist yet (idempotent)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            tables = {r[0] for r in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables >= set(metadata.tables):
+            # Nothing to create: no write lock either, which a store that another process
+            # is loading would make this wait for (and fail after the busy timeout).
+            return
     with engine.connect().execution_options(fhir_write=True) as conn, conn.begin():
         if conn.dialect.name == "postgresql":  # two processes starting at once: one creates
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
