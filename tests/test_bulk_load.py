@@ -206,10 +206,14 @@ def test_a_load_into_empty_tables_ends_with_every_index(sqlite_store: SqlStore) 
         assert sqlite_store.search(SearchQuery("Patient", version,
                                                [("gender", "male")])).total == 0
     with sqlite_store.engine.connect() as conn:
-        plan = conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN SELECT res_id FROM idx_token WHERE fhir_version = 'R4' "
-            "AND res_type = 'Patient' AND param = 'gender' AND code = 'other'").fetchall()
-    assert "ix_token_v0" in str(plan)
+        def plan(table: str, condition: str) -> str:
+            return str(conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN SELECT res_id FROM idx_{table} WHERE fhir_version = 'R4' "
+                f"AND res_type = 'Patient' AND param = 'p' AND {condition}").fetchall())
+
+        assert "ix_token_v0" in plan("token", "code = 'other'")
+        assert "ix_token_v1" in plan("token", "system IS NULL")  # v0 leaves out no code
+        assert "ix_reference_v1" in plan("reference", "url = 'http://x/Patient/1'")
 
 
 def test_a_failed_or_abandoned_load_keeps_the_indexes(sqlite_store: SqlStore) -> None:

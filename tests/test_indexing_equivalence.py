@@ -337,7 +337,23 @@ def test_reference_values_agree_with_reference_target(ref: dict[str, Any]) -> No
     literal = ref.get("reference")
     expected = ([] if not isinstance(literal, str) or literal.startswith("#")
                 else [(*(reference_target(ref) or (None, None)), literal)])
+    if expected and expected[0][1] and literal != expected[0][1] and "://" not in literal \
+            and not literal.startswith("urn:"):
+        expected = [(*expected[0][:2], None)]  # "Type/id": no url, type and id say it all
     assert reference_values(Node(ref, "Reference")) == expected
+
+
+def test_relative_references_are_indexed_without_a_url() -> None:
+    def values(literal: str) -> list[tuple]:
+        return reference_values(Node({"reference": literal}, "Reference"))
+
+    assert values("Patient/p1") == [("Patient", "p1", None)]
+    assert values("Patient/p1/_history/2") == [("Patient", "p1", None)]
+    assert values("http://x.org/fhir/Patient/p1") == [
+        ("Patient", "p1", "http://x.org/fhir/Patient/p1")]
+    assert values("urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0") == [
+        (None, None, "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0")]
+    assert values("p1") == [(None, "p1", "p1")]
 
 
 @pytest.mark.parametrize("expression,paths", [

@@ -264,6 +264,9 @@ def test_sorting_is_stable(data: SqlStore) -> None:
     assert ids(data, "Patient", sort=["-_lastUpdated"]) == ["p4", "p3", "p2", "p1"]
     assert ids(data, "Patient", sort=["gender", "-family"]) == ["p3", "p1", "p2", "p4"]
     assert ids(data, "AdverseEvent", sort=["severity"]) == ["ae1", "ae2", "ae3", "ae4"]
+    # by reference text: relative ones (indexed without a url) as "Type/id", absolute as is
+    assert ids(data, "AdverseEvent", sort=["subject"]) == ["ae1", "ae3", "ae2", "ae4"]
+    assert ids(data, "AdverseEvent", sort=["-subject"]) == ["ae4", "ae2", "ae1", "ae3"]
     assert ids(data, "Patient", ("family", "zo"), sort=["-date"]) == ["p1", "p4"]  # ignored
     with pytest.raises(BadRequest):
         ids(data, "Patient", sort=["nonsense"], strict=True)

@@ -87,7 +87,8 @@ resource_bodies = Table(
 locks = Table("locks", metadata, Column("name", String(64), primary_key=True))
 
 
-def _index_table(name: str, *columns: Column, search: tuple[tuple[str, ...], ...]) -> Table:
+def _index_table(name: str, *columns: Column, search: tuple[tuple[str, ...], ...],
+                 partial: tuple[tuple[str, ...], ...] = ()) -> Table:
     table = Table(
         f"idx_{name}", metadata,
         Column("res_type", KEY, nullable=False),
@@ -101,21 +102,27 @@ def _index_table(name: str, *columns: Column, search: tuple[tuple[str, ...], ...
     Index(f"ix_{name}_res", table.c.res_type, table.c.res_id, table.c.fhir_version,
           table.c.param)
     for n, cols in enumerate(search):
+        where = {}
+        if cols in partial:  # searched by equality only: rows without that value need no entry
+            present = table.c[cols[0]].is_not(None)
+            where = {"sqlite_where": present, "postgresql_where": present}
         Index(f"ix_{name}_v{n}", table.c.fhir_version, table.c.res_type, table.c.param,
-              *(table.c[c] for c in cols))
+              *(table.c[c] for c in cols), **where)
     return table
 
 
 index_tables = {
     "token": _index_table("token", Column("system", TEXT_C), Column("code", TEXT_C),
-                          Column("text", Text), search=(("code", "system"), ("system",))),
+                          Column("text", Text), search=(("code", "system"), ("system",)),
+                          partial=(("code", "system"),)),  # `system IS NULL` uses v1
     "string": _index_table("string", Column("prefix", TEXT_C), Column("norm", Text),
                            Column("exact", Text), search=(("prefix",),)),
     "date": _index_table("date", Column("low", BigInteger), Column("high", BigInteger),
                          search=(("low",), ("high",))),
     "reference": _index_table("reference", Column("target_type", KEY),
                               Column("target_id", KEY), Column("url", TEXT_C),
-                              search=(("target_id", "target_type"), ("url",))),
+                              search=(("target_id", "target_type"), ("url",)),
+                              partial=(("url",),)),
     "number": _index_table("number", Column("value", Float), search=(("value",),)),
     "quantity": _index_table("quantity", Column("low", Float), Column("high", Float),
                              Column("system", TEXT_C), Column("code", TEXT_C),

@@ -272,11 +272,13 @@ def _sort_key(query: SearchQuery, key: str, plan: Plan) -> Any:
             _unknown(plan, query, f"_sort={key}", "cannot sort by it")
             return None
         t = index_tables[TABLE_OF[param.type]]
-        col = {"token": "code", "uri": "code", "string": "norm", "reference": "url",
-               "number": "value", "quantity": "low",
-               "date": "high" if desc else "low"}[param.type]
+        col: Any = t.c[{"token": "code", "uri": "code", "string": "norm", "reference": "url",
+                        "number": "value", "quantity": "low",
+                        "date": "high" if desc else "low"}[param.type]]
+        if param.type == "reference":  # a relative reference's url is left out (values.py)
+            col = func.coalesce(col, t.c.target_type + "/" + t.c.target_id)
         agg = func.max if desc else func.min
-        expr = select(agg(t.c[col])).where(
+        expr = select(agg(col)).where(
             t.c.res_type == r.c.res_type, t.c.res_id == r.c.res_id,
             t.c.fhir_version == query.version, t.c.param == code).scalar_subquery()
     return expr.desc().nulls_last() if desc else expr.asc().nulls_last()

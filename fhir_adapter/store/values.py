@@ -249,8 +249,9 @@ def reference_values(node: Node) -> list[tuple[str | None, str | None, str | Non
         return []
     found = (_literal_target_cached(literal) if len(literal) <= _CACHED_LENGTH
              else _literal_target(literal))
-    if found:
-        return [(found[0], found[1], literal)]
+    if found:  # a relative literal is all in type and id: no url (a smaller index)
+        relative = "://" not in literal and not literal.startswith("urn:")
+        return [(found[0], found[1], None if relative else literal)]
     rtype = value.get("type")  # reference_target's answers, without its second look-up
     rtype = rtype if isinstance(rtype, str) else None
     if found is not None:  # a bare id: its type from `type`
