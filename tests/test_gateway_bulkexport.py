@@ -6,15 +6,20 @@ PostgreSQL: kick-off, status, manifest, files, deletion, and the errors a client
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from gateway_fixtures import FHIR, app, client, database_url, patient, post, unique_system  # noqa: F401
 
+from fhir_adapter.gateway import load_settings
 from fhir_adapter.gateway.bulkexport import jobs_dir
 from fhir_adapter.store.canonical import loads
 from fhir_adapter.validation import validate
@@ -184,3 +189,42 @@ def test_since_exports_what_changed_from_then(client: FlaskClient) -> None:
     assert recent["id"] in {r["id"] for r in exported}
     assert all(r["meta"]["lastUpdated"] >= since for r in exported)
     assert not [r for r in exported if r["identifier"][0] == {"system": system, "value": "old"}]
+
+
+def test_finished_jobs_expire(client: FlaskClient, app: Flask) -> None:
+    def finished_job() -> tuple[str, Path, Any]:
+        kick = client.get("/fhir/$export?_type=ResearchStudy", headers=ASYNC)
+        location = kick.headers["Content-Location"]
+        with app.app_context():
+            folder = jobs_dir() / location.rsplit("/", 1)[1]
+        return location, folder, _finished(client, location)
+
+    def age(folder: Path, seconds: float) -> None:
+        for name in ("request.json", "done.json"):
+            stamp = (folder / name).stat().st_mtime - seconds
+            os.utime(folder / name, (stamp, stamp))
+
+    location, folder, done = finished_job()
+    expires = parsedate_to_datetime(done.headers["Expires"]).timestamp()
+    assert abs(expires - ((folder / "done.json").stat().st_mtime + 24 * 3600)) < 1
+    url = done.get_json()["output"][0]["url"]
+    age(folder, 24 * 3600 - 60)  # a minute left: still there
+    assert client.get(location.removeprefix("http://testserver")).status_code == 200
+    _download(client, url)
+    age(folder, 120)  # a minute past: gone, for the file and the status alike
+    gone = client.get(url.removeprefix("http://testserver"))
+    assert gone.status_code == 404 and "expired" in gone.get_data(as_text=True)
+    assert not folder.exists()
+    assert client.get(location.removeprefix("http://testserver")).status_code == 404
+
+    _, stale, _ = finished_job()  # not asked for again: the next kick-off removes it
+    age(stale, 25 * 3600)
+    _, fresh, _ = finished_job()
+    assert not stale.exists() and fresh.exists()
+
+
+def test_export_retention_setting() -> None:
+    assert load_settings()["EXPORT_RETENTION"] == 86400
+    assert load_settings({"EXPORT_RETENTION": "60"})["EXPORT_RETENTION"] == 60
+    with pytest.raises(ValueError, match="EXPORT_RETENTION"):
+        load_settings({"EXPORT_RETENTION": "0"})

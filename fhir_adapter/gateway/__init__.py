@@ -7,7 +7,8 @@ Settings come from FHIR_ADAPTER_* environment variables (the same names without 
 can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public URL of /fhir,
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
 CORS_ORIGINS ("*" or a comma-separated list), EXPORT_DIR (Bulk Data $export jobs; default
-./fhir-adapter-exports, shared by the workers).
+./fhir-adapter-exports, shared by the workers), EXPORT_RETENTION (seconds a finished job
+is kept; 86400).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "CORS_ORIGINS": "*",
     "EXPORT_DIR": None,  # Bulk Data $export jobs (gateway/bulkexport.py)
+    "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export job is kept
 }
-_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH")
+_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION")
 log = logging.getLogger("fhir_adapter.gateway.access")
 _log = logging.getLogger("fhir_adapter.gateway")
 
@@ -51,6 +53,8 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                              f"not {out[name]!r}") from exc
     if out["MAX_COUNT"] < 1 or out["DEFAULT_COUNT"] < 1:
         raise ValueError("MAX_COUNT and DEFAULT_COUNT must be at least 1")
+    if out["EXPORT_RETENTION"] < 1:
+        raise ValueError("EXPORT_RETENTION must be at least 1 (seconds)")
     out["DEFAULT_COUNT"] = min(out["DEFAULT_COUNT"], out["MAX_COUNT"])
     return out
 

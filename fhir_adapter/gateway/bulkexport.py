@@ -4,7 +4,9 @@ at `/$export` (every resource) or `/ResearchStudy/<id>/$export` (one study: expo
 with the job's status URL in Content-Location; the status URL answers 202 while the job
 runs, then 200 with the manifest (or an OperationOutcome if it failed); the files are at
 `/$export-file/<job>/<Type>.ndjson`; DELETE on the status URL removes the job (the client's
-part once it has the files).
+part once it has the files). A finished job is kept EXPORT_RETENTION seconds (24 hours
+unless set; the manifest's Expires header says until when), then removed: by the next
+kick-off, or by the request that finds it expired (404, as after a DELETE).
 
 Each job is a folder under EXPORT_DIR (request.json at kick-off; the NDJSON files and
 done.json at the end, or error.json), so any gunicorn worker answers for any job; the
@@ -20,6 +22,7 @@ import shutil
 import socket
 import threading
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,45 @@ NDJSON = "application/fhir+ndjson"
 def jobs_dir() -> Path:
     """Where jobs live: the EXPORT_DIR setting, else ./fhir-adapter-exports."""
     return Path(settings().get("EXPORT_DIR") or DEFAULT_DIR).resolve()
+
+
+def _ended(folder: Path) -> float | None:
+    """When the job in `folder` finished (done or failed), as a timestamp; None if it has
+    not. A job whose process is gone ended when it was asked for (it reports failure)."""
+    for name in ("done.json", "error.json"):
+        try:
+            return (folder / name).stat().st_mtime
+        except FileNotFoundError:
+            continue
+    try:
+        asked = json.loads((folder / "request.json").read_text(encoding="utf-8"))
+        if _orphaned(asked):
+            return (folder / "request.json").stat().st_mtime
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _expires(folder: Path) -> float | None:
+    """When the finished job in `folder` expires (None: it has not finished)."""
+    ended = _ended(folder)
+    return None if ended is None else ended + int(settings()["EXPORT_RETENTION"])
+
+
+def _expired(folder: Path) -> bool:
+    expires = _expires(folder)
+    return expires is not None and expires <= datetime.now(UTC).timestamp()
+
+
+def _sweep() -> None:
+    """Remove the jobs that expired (each kick-off: the folder does not grow for ever)."""
+    try:
+        folders = [f for f in jobs_dir().iterdir() if _JOB.fullmatch(f.name)]
+    except FileNotFoundError:
+        return
+    for folder in folders:
+        if _expired(folder):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -86,6 +128,7 @@ def _kick_off(study: str | None) -> Response:
         since_instant(since)  # 400 now, not in the job
     if study is not None:
         c.store.read("ResearchStudy", study)  # 404 / 410 now, not in the job
+    _sweep()
     job = uuid4_hex()
     folder = jobs_dir() / job
     folder.mkdir(parents=True)
@@ -132,7 +175,16 @@ def _job(job: str) -> Path:
     if not _JOB.fullmatch(job) or not (folder / "request.json").is_file() \
             or (folder / "cancelled").exists():
         raise NotFound(f"no export job {job}")
+    if _expired(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        raise NotFound(f"export job {job} has expired (jobs are kept "
+                       f"{int(settings()['EXPORT_RETENTION'])} s after they finish)")
     return folder
+
+
+def _orphaned(asked: dict[str, Any]) -> bool:
+    """Whether the process that ran the job of request.json `asked` (on this host) ended."""
+    return asked["host"] == socket.gethostname() and not _alive(int(asked["pid"]))
 
 
 def _alive(pid: int) -> bool:
@@ -165,10 +217,12 @@ def export_status(job: str) -> Response:
             "output": [{"type": rtype, "url": f"{c.base}/$export-file/{job}/{rtype}.ndjson",
                         "count": count} for rtype, count in done["files"].items()],
             "error": []}
-        return Response(json.dumps(manifest), 200, content_type="application/json")
+        expires = datetime.fromtimestamp(_expires(folder) or 0, UTC)
+        return Response(json.dumps(manifest), 200, content_type="application/json",
+                        headers={"Expires": format_datetime(expires, usegmt=True)})
     if (folder / "error.json").exists():
         message = json.loads((folder / "error.json").read_text(encoding="utf-8"))["message"]
-    elif asked["host"] == socket.gethostname() and not _alive(int(asked["pid"])):
+    elif _orphaned(asked):
         message = "the export stopped: the server process that ran it has ended"
     else:
         return fhir_response(None, 202, headers={"X-Progress": "in progress",
