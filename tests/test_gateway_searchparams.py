@@ -111,6 +111,11 @@ def index(app, loaded) -> dict:  # type: ignore[no-untyped-def]
                 for table, rows in index_rows(loads(body), version).items():
                     for row in rows:
                         params.setdefault(row["param"], []).append((table, row))
+                # _id has no index rows (indexing.UNINDEXED): it must search as if it had
+                params["_id"] = [("token", {
+                    "res_type": stored.resource_type, "res_id": stored.id,
+                    "fhir_version": version, "param": "_id", "grp": 0, "system": None,
+                    "code": stored.id, "text": None})]
     return out
 
 

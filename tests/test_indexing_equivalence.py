@@ -26,7 +26,13 @@ from fhir_adapter.loader import producer
 from fhir_adapter.store import canonical
 from fhir_adapter.store.fhirpath import Ast, Node, _parse, property_types, root_paths, type_matches
 from fhir_adapter.store.fhirpath_eval import _COMPLEX
-from fhir_adapter.store.indexing import COLUMNS, EXTRACTORS, index_rows, index_tuples
+from fhir_adapter.store.indexing import (
+    COLUMNS,
+    EXTRACTORS,
+    UNINDEXED,
+    index_rows,
+    index_tuples,
+)
 from fhir_adapter.store.searchparams import RESOURCE_TYPES, TABLE_OF, search_params
 from fhir_adapter.store.values import reference_target, reference_values
 
@@ -145,6 +151,8 @@ def reference_index_rows(resource: dict[str, Any], version: str) -> dict[str, li
                     rows[table].append({**key, **dict(zip(columns, values, strict=True))})
 
     for param in search_params(version, rtype).values():  # type: ignore[arg-type]
+        if param.code in UNINDEXED:  # answered from the resources table
+            continue
         nodes = ref_eval(_parse(param.expression), [root], root, version)
         if param.type != "composite":
             add(TABLE_OF[param.type], {**base, "param": param.code, "grp": 0}, nodes,

@@ -132,6 +132,28 @@ def test_token(data: SqlStore, params: list, expected: set) -> None:
     assert found(data, "AdverseEvent", *params) == expected
 
 
+@pytest.mark.parametrize("params,expected", [  # a token with no system, no display
+    ([("_id", "ae1")], {"ae1"}),
+    ([("_id", "ae1,nope,ae4")], {"ae1", "ae4"}),
+    ([("_id", "|ae1")], {"ae1"}),
+    ([("_id", "urn:x|ae1")], set()),
+    ([("_id", "|")], {"ae1", "ae2", "ae3", "ae4"}),
+    ([("_id", "ae1"), ("seriousness", "Serious")], {"ae1"}),
+    ([("_id", "ae1"), ("_id", "ae2")], set()),
+    ([("_id", "ae5")], set()),  # R5 only
+    ([("_id:not", "ae1,ae2")], {"ae3", "ae4"}),
+    ([("_id:text", "ae1")], set()),
+    ([("_id:missing", "true")], set()),
+    ([("_id:missing", "false")], {"ae1", "ae2", "ae3", "ae4"}),
+])
+def test_id_is_searched_from_the_resources_table(data: SqlStore, params: list,
+                                                 expected: set) -> None:
+    assert found(data, "AdverseEvent", *params) == expected
+    assert found(data, "AdverseEvent", ("_id", "ae5"), version="R5") == {"ae5"}
+    with pytest.raises(BadRequest, match="_id:missing takes true or false"):
+        found(data, "AdverseEvent", ("_id:missing", "maybe"))
+
+
 def test_token_identifier_and_email(data: SqlStore) -> None:
     assert found(data, "Patient", ("identifier", f"{MRN}|1")) == {"p1"}
     assert found(data, "Patient", ("identifier", "1")) == {"p1"}
@@ -307,6 +329,7 @@ def test_updates_and_deletes_reindex(store: SqlStore) -> None:
     assert found(data, "AdverseEvent", ("subject", "p3")) == {"ae2"}
     data.delete("AdverseEvent", "ae1")
     assert found(data, "AdverseEvent", ("subject", "p1")) == {"ae3"}
+    assert found(data, "AdverseEvent", ("_id", "ae1,ae2")) == {"ae2"}
 
 
 def test_include_helpers(data: SqlStore) -> None:

@@ -16,7 +16,7 @@ from store_backends import backend, postgres_database, store, store_url  # noqa:
 
 from fhir_adapter.store import SqlStore, canonical
 from fhir_adapter.store.base import SearchQuery
-from fhir_adapter.store.indexing import index_rows
+from fhir_adapter.store.indexing import UNINDEXED, index_rows
 from fhir_adapter.store.searchparams import TABLE_OF, SearchParam, search_params
 from fhir_adapter.store.values import MAX_INSTANT, MIN_INSTANT, epoch_to_instant
 
@@ -211,6 +211,9 @@ def queries_for(resource: dict[str, Any], version: str, param: SearchParam
                 ) -> list[list[tuple[str, str]]]:
     """Every search derived from the index rows of `param` on `resource`."""
     rows = index_rows(resource, version)  # type: ignore[arg-type]
+    if param.code in UNINDEXED:  # searched from the resources table, as if it had a row
+        rows["token"].append({"param": param.code, "system": None, "code": resource["id"],
+                              "text": None})
     if param.type != "composite":
         table = TABLE_OF[param.type]
         return [q for row in rows[table] if row["param"] == param.code

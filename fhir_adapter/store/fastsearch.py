@@ -17,7 +17,8 @@ from functools import lru_cache
 from typing import Any
 
 from .base import SearchQuery
-from .search import CONTROL, split_escaped, unescape
+from .indexing import UNINDEXED
+from .search import CONTROL, id_values, split_escaped, unescape
 from .searchparams import TABLE_OF, search_params
 from .values import split_reference
 
@@ -110,6 +111,13 @@ def _compiled(version: str, resource_type: str, criteria: tuple[tuple[str, str],
         if code in CONTROL:
             continue
         param = known.get(code)
+        if code in UNINDEXED and not modifier:  # as search._by_id
+            ids = id_values(value)
+            if not ids:
+                return None
+            params += ids
+            conds.append(f"resources.res_id IN ({', '.join('?' * len(ids))})")
+            continue
         if modifier or param is None or param.type not in _MATCHERS:
             return None
         match = _MATCHERS[param.type]

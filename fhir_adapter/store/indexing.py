@@ -42,6 +42,9 @@ EXTRACTORS: dict[str, tuple[tuple[str, ...], Callable[[Node], list[Any]]]] = {
     "quantity": (("low", "high", "system", "code", "unit"), quantity_values),
 }
 COMMON = ("res_type", "res_id", "fhir_version", "param", "grp")
+# Answered from the resources table (search.py, fastsearch.py), not from index rows: they
+# were 2 of ~22 rows an AE adds, all repeating the row's own res_id.
+UNINDEXED = frozenset({"_id"})
 # table -> every column of its rows, in the order of index_tuples
 COLUMNS = {table: (*COMMON, *columns) for table, (columns, _) in EXTRACTORS.items()}
 
@@ -96,6 +99,8 @@ def _step(key: tuple[str, int], table: str, evaluate: Eval, targets: tuple[str, 
 def _plan(version: FhirVersion, rtype: str) -> _Plan:
     steps: list[_Step | _Composite] = []
     for param in search_params(version, rtype).values():
+        if param.code in UNINDEXED:
+            continue
         evaluate = compile_for(param.expression, version, rtype)
         needs = root_paths(param.expression, rtype)
         if param.type == "composite":

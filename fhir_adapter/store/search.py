@@ -15,10 +15,22 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+)
 
 from ..errors import BadRequest
 from .base import SearchQuery
+from .indexing import UNINDEXED
 from .schema import index_tables, resources
 from .searchparams import TABLE_OF, SearchParam, search_params
 from .values import EPOCH, PREFIX_LENGTH, date_range, normalise, split_reference
@@ -229,9 +241,38 @@ def _composite(param: SearchParam, query: SearchQuery, raw: str) -> Select:
     return select(first.c.res_id).select_from(joined).where(*conds)
 
 
+def id_values(value: str) -> list[str] | None:
+    """The ids an `_id` value names, as the token it is: 'a,b', '|a' (no system: ids have
+    none); 'sys|a' names none; None when '|' names every one."""
+    ids = []
+    for item in split_escaped(value, ","):
+        parts = split_escaped(item, "|")
+        if len(parts) == 1:
+            ids.append(unescape(item))
+        elif unescape(parts[0]) == "":
+            code = unescape("|".join(parts[1:]))
+            if not code:
+                return None
+            ids.append(code)
+    return ids
+
+
+def _by_id(modifier: str, value: str) -> ColumnElement[bool]:
+    """`_id`, from resources.res_id (indexing.UNINDEXED), as if it had index rows."""
+    if modifier == "missing":
+        if value not in ("true", "false"):
+            raise BadRequest("_id:missing takes true or false")
+        return false() if value == "true" else true()
+    ids = [] if modifier == "text" else id_values(value)  # :text: an id has no display
+    cond = true() if ids is None else resources.c.res_id.in_(ids) if ids else false()
+    return not_(cond) if modifier == "not" else cond
+
+
 def _condition(param: SearchParam, modifier: str, value: str,
                query: SearchQuery) -> ColumnElement[bool]:
     r = resources
+    if param.code in UNINDEXED:
+        return _by_id(modifier, value)
     if modifier == "missing":
         code = f"{param.code}$0" if param.type == "composite" else param.code
         t = index_tables[TABLE_OF[param.components[0].type or "token"]
