@@ -7,6 +7,8 @@ inline gives, and the compact key set behind the adverse-event duplicate check."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +349,44 @@ def test_a_bulk_transaction_is_all_or_nothing(store: SqlStore) -> None:
     with store.transaction(bulk=True) as tx:
         list(tx.bulk_upsert([patient("b1", "male")]))
     assert store.read("Patient", "b1").version_id == 1
+
+
+_KILLED_LOAD = """
+import os, sys
+from fhir_adapter.store import bulk, open_store
+bulk.SQLITE_CACHE = -64  # 64 KiB: pages spill into the file long before the commit
+store = open_store(sys.argv[1])
+def patients():
+    for n in range(3000):
+        yield {v: {"resourceType": "Patient", "id": f"k{n}", "gender": "male"}
+               for v in ("R4", "R5")}
+with store.transaction(bulk=True) as tx:
+    assert tx._conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+    for _ in tx.bulk_upsert(patients(), validate=False):
+        pass
+    os._exit(9)  # killed before the commit
+"""
+
+
+def test_a_load_killed_in_rollback_mode_leaves_the_store_empty(tmp_path: Path) -> None:
+    from fhir_adapter.store import open_store
+
+    path = tmp_path / "killed.db"
+    open_store(str(path)).close()
+    done = subprocess.run([sys.executable, "-c", _KILLED_LOAD, str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 9, done.stderr
+    assert (tmp_path / "killed.db-journal").exists()  # hot: the next reader rolls it back
+    reopened = open_store(str(path))
+    try:
+        assert reopened.search(SearchQuery("Patient", "R4", [])).total == 0
+        with reopened.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM idx_token").scalar() == 0
+        with reopened.transaction(bulk=True) as tx:  # and loads as new
+            list(tx.bulk_upsert([patient("k1", "female")]))
+        assert reopened.search(SearchQuery("Patient", "R5", [])).total == 1
+    finally:
+        reopened.close()
+    assert not (tmp_path / "killed.db-journal").exists()
