@@ -15,7 +15,9 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,6 +383,33 @@ def test_serve_examples_is_idempotent(server: Server, tmp_path: Path) -> None:
         after = requests.get(f"{base}/ResearchStudy/{ids.study_resource_id(SEED)}").json()
     assert "0 created, 0 updated" in (tmp_path / "again.log").read_text()
     assert after["meta"] == before["meta"]  # loading the seed again changed nothing
+
+
+def test_gunicorn_preload_workers_each_have_their_own_connections(server: Server,
+                                                                  tmp_path: Path) -> None:
+    """--preload: the master opens the store, then forks the workers; none may use another's
+    (or the master's) database connection."""
+    def preload_command(port: int) -> list[str]:
+        return [*gunicorn_command(port)[:-1], "--preload", "fhir_adapter.gateway:create_app()"]
+
+    env = {**os.environ, "FHIR_ADAPTER_DATABASE_URL": server.database}
+    study = ids.study_resource_id(SEED)
+
+    def work(_: int) -> list[int]:
+        codes = []
+        for _ in range(10):
+            codes.append(requests.get(f"{base}/ResearchStudy/{study}").status_code)
+            codes.append(requests.get(f"{base}/AdverseEvent",
+                                      params={"study": f"ResearchStudy/{study}"}).status_code)
+            codes.append(requests.post(f"{base}/Patient", data=dumps(
+                {"resourceType": "Patient", "gender": "other"}),
+                headers={"Content-Type": FHIR}).status_code)
+        return codes
+
+    with running(preload_command, env, tmp_path / "preload.log") as base:
+        with ThreadPoolExecutor(8) as pool:
+            codes = Counter(code for codes in pool.map(work, range(8)) for code in codes)
+    assert codes == {200: 160, 201: 80}, (codes, (tmp_path / "preload.log").read_text()[-3000:])
 
 
 @pytest.mark.postgres

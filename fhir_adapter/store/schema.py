@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -145,14 +147,37 @@ def database_url(url: str | None = None) -> str:
 
 
 def make_engine(url: str | None = None) -> Engine:
-    """An engine with the settings the store relies on (see _sqlite_setup)."""
+    """An engine with the settings the store relies on (see _sqlite_setup), which a forked
+    child does not share with its parent (_forked)."""
     url = database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
         _sqlite_setup(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True)
+    _ENGINES.add(engine)
     return engine
+
+
+# Engines alive in this process. A process forked after using one (gunicorn --preload, whose
+# master opens the store before it forks the workers) would otherwise check out its parent's
+# pooled connections: one PostgreSQL session or SQLite handle used from two processes.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+_INHERITED: list[Any] = []
+
+
+def _forked() -> None:
+    """In a forked child: a new, empty pool for every engine. The parent's pools are kept
+    (in _INHERITED), so that their connections are neither used nor closed here: closing
+    one from the child is a use of its SQLite handle too."""
+    for engine in list(_ENGINES):
+        _INHERITED.append(engine.pool)
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 # Page size of new SQLite files. 8 KiB: a 100k-AE load 6% faster than with 4 KiB (fewer
