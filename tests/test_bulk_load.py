@@ -390,3 +390,27 @@ def test_a_load_killed_in_rollback_mode_leaves_the_store_empty(tmp_path: Path) -
     finally:
         reopened.close()
     assert not (tmp_path / "killed.db-journal").exists()
+
+
+def test_postgres_batches_are_planned_each_time() -> None:
+    """The batch SELECT is never a server-side prepared statement: its generic plan, made
+    while a new table is small, scanned the whole table for every later batch."""
+    from store_backends import new_postgres_database
+
+    from fhir_adapter.store import open_store
+
+    with new_postgres_database() as url:
+        _load_and_list_prepared(open_store(url))
+
+
+def _load_and_list_prepared(opened: SqlStore) -> None:
+    try:
+        with opened.transaction(bulk=True) as tx:
+            written = list(tx.bulk_upsert([patient(f"g{n}", "male") for n in range(3000)]))
+            assert tx._conn is not None
+            prepared = tx._conn.exec_driver_sql(
+                "SELECT statement FROM pg_prepared_statements").scalars().all()
+        assert len(written) == 3000  # 6 batches: psycopg prepares on a statement's 5th run
+        assert not [s for s in prepared if "res_id = ANY" in s], prepared
+    finally:
+        opened.close()
