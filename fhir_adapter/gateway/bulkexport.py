@@ -21,6 +21,7 @@ import re
 import shutil
 import socket
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -54,32 +55,40 @@ def jobs_dir() -> Path:
     return Path(settings().get("EXPORT_DIR") or DEFAULT_DIR).resolve()
 
 
-def _ended(folder: Path) -> float | None:
-    """When the job in `folder` finished (done or failed), as a timestamp; None if it has
-    not. A job whose process is gone ended when it was asked for (it reports failure)."""
-    for name in ("done.json", "error.json"):
-        try:
-            return (folder / name).stat().st_mtime
-        except FileNotFoundError:
-            continue
+@dataclass(frozen=True)
+class _State:
+    """How a job stands, read once per request: its request.json, "done", "error",
+    "orphaned" (its process ended before it finished: it reports failure) or "running", and
+    when it finished (a timestamp; None while running)."""
+
+    asked: dict[str, Any]
+    status: str
+    ended: float | None
+
+
+def _state(folder: Path) -> _State | None:
+    """The job in `folder`; None when it has no request.json (not a job, or gone)."""
     try:
         asked = json.loads((folder / "request.json").read_text(encoding="utf-8"))
-        if _orphaned(asked):
-            return (folder / "request.json").stat().st_mtime
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
+    except FileNotFoundError:
+        return None
+    for name, status in (("done.json", "done"), ("error.json", "error")):
+        try:
+            return _State(asked, status, (folder / name).stat().st_mtime)
+        except FileNotFoundError:
+            continue
+    if _orphaned(asked):
+        return _State(asked, "orphaned", (folder / "request.json").stat().st_mtime)
+    return _State(asked, "running", None)
 
 
-def _expires(folder: Path) -> float | None:
-    """When the finished job in `folder` expires (None: it has not finished)."""
-    ended = _ended(folder)
-    return None if ended is None else ended + int(settings()["EXPORT_RETENTION"])
+def _retention() -> int:
+    return int(settings()["EXPORT_RETENTION"])
 
 
-def _expired(folder: Path) -> bool:
-    expires = _expires(folder)
-    return expires is not None and expires <= datetime.now(UTC).timestamp()
+def _expired(state: _State) -> bool:
+    return state.ended is not None and \
+        state.ended + _retention() <= datetime.now(UTC).timestamp()
 
 
 def _sweep() -> None:
@@ -89,7 +98,11 @@ def _sweep() -> None:
     except FileNotFoundError:
         return
     for folder in folders:
-        if _expired(folder):
+        try:
+            state = _state(folder)
+        except (OSError, ValueError):  # removed meanwhile, or not ours to judge
+            continue
+        if state is not None and _expired(state):
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -170,16 +183,18 @@ def export_study(id: str) -> Response:
     return _kick_off(id)
 
 
-def _job(job: str) -> Path:
+def _job(job: str) -> tuple[Path, _State]:
     folder = jobs_dir() / job
-    if not _JOB.fullmatch(job) or not (folder / "request.json").is_file() \
-            or (folder / "cancelled").exists():
+    state = None
+    if _JOB.fullmatch(job) and not (folder / "cancelled").exists():
+        state = _state(folder)
+    if state is None:
         raise NotFound(f"no export job {job}")
-    if _expired(folder):
+    if _expired(state):
         shutil.rmtree(folder, ignore_errors=True)
-        raise NotFound(f"export job {job} has expired (jobs are kept "
-                       f"{int(settings()['EXPORT_RETENTION'])} s after they finish)")
-    return folder
+        raise NotFound(f"export job {job} has expired (jobs are kept {_retention()} s after "
+                       f"they finish)")
+    return folder, state
 
 
 def _orphaned(asked: dict[str, Any]) -> bool:
@@ -200,16 +215,15 @@ def _alive(pid: int) -> bool:
 @bp.route("/$export-status/<job>", methods=["GET", "DELETE"])
 def export_status(job: str) -> Response:
     c = ctx()
-    folder = _job(job)
-    finished = (folder / "done.json").exists() or (folder / "error.json").exists()
+    folder, state = _job(job)
     if request.method == "DELETE":
-        if finished:
+        if state.status in ("done", "error"):
             shutil.rmtree(folder, ignore_errors=True)
         else:  # the job's thread removes it when it ends
             (folder / "cancelled").touch()
         return fhir_response(None, 202)
-    asked = json.loads((folder / "request.json").read_text(encoding="utf-8"))
-    if (folder / "done.json").exists():
+    asked = state.asked
+    if state.status == "done":
         done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
         manifest = {
             "transactionTime": asked["transactionTime"], "request": asked["request"],
@@ -217,12 +231,12 @@ def export_status(job: str) -> Response:
             "output": [{"type": rtype, "url": f"{c.base}/$export-file/{job}/{rtype}.ndjson",
                         "count": count} for rtype, count in done["files"].items()],
             "error": []}
-        expires = datetime.fromtimestamp(_expires(folder) or 0, UTC)
+        expires = datetime.fromtimestamp((state.ended or 0) + _retention(), UTC)
         return Response(json.dumps(manifest), 200, content_type="application/json",
                         headers={"Expires": format_datetime(expires, usegmt=True)})
-    if (folder / "error.json").exists():
+    if state.status == "error":
         message = json.loads((folder / "error.json").read_text(encoding="utf-8"))["message"]
-    elif _orphaned(asked):
+    elif state.status == "orphaned":
         message = "the export stopped: the server process that ran it has ended"
     else:
         return fhir_response(None, 202, headers={"X-Progress": "in progress",
@@ -233,9 +247,9 @@ def export_status(job: str) -> Response:
 
 @bp.get("/$export-file/<job>/<name>")
 def export_file(job: str, name: str) -> Response:
-    folder = _job(job)
+    folder, state = _job(job)
     path = folder / name
-    if not (folder / "done.json").exists() or not name.endswith(".ndjson") \
+    if state.status != "done" or not name.endswith(".ndjson") \
             or not TYPE_NAME.fullmatch(name.removesuffix(".ndjson")) or not path.is_file():
         raise NotFound(f"no file {name} in export job {job}")
     return send_file(path, mimetype=NDJSON, conditional=False)

@@ -111,7 +111,7 @@ def _compiled(version: str, resource_type: str, criteria: tuple[tuple[str, str],
         if code in CONTROL:
             continue
         param = known.get(code)
-        if code in UNINDEXED and not modifier:  # as search._by_id
+        if param is not None and code in UNINDEXED and not modifier:  # as search._by_id
             ids = id_values(value)
             if not ids:
                 return None

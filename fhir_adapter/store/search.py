@@ -260,8 +260,6 @@ def id_values(value: str) -> list[str] | None:
 def _by_id(modifier: str, value: str) -> ColumnElement[bool]:
     """`_id`, from resources.res_id (indexing.UNINDEXED), as if it had index rows."""
     if modifier == "missing":
-        if value not in ("true", "false"):
-            raise BadRequest("_id:missing takes true or false")
         return false() if value == "true" else true()
     ids = [] if modifier == "text" else id_values(value)  # :text: an id has no display
     cond = true() if ids is None else resources.c.res_id.in_(ids) if ids else false()
@@ -271,6 +269,8 @@ def _by_id(modifier: str, value: str) -> ColumnElement[bool]:
 def _condition(param: SearchParam, modifier: str, value: str,
                query: SearchQuery) -> ColumnElement[bool]:
     r = resources
+    if modifier == "missing" and value not in ("true", "false"):
+        raise BadRequest(f"{param.code}:missing takes true or false")
     if param.code in UNINDEXED:
         return _by_id(modifier, value)
     if modifier == "missing":
@@ -278,8 +278,6 @@ def _condition(param: SearchParam, modifier: str, value: str,
         t = index_tables[TABLE_OF[param.components[0].type or "token"]
                          if param.type == "composite" else TABLE_OF[param.type]]
         present = select(t.c.res_id).where(*_scope(t, query, code))
-        if value not in ("true", "false"):
-            raise BadRequest(f"{param.code}:missing takes true or false")
         return r.c.res_id.not_in(present) if value == "true" else r.c.res_id.in_(present)
     ors = split_escaped(value, ",")
     if param.type == "composite":
