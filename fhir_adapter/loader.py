@@ -18,12 +18,18 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError, InvalidResource
 from .store.base import Store
 from .validation import FhirVersion
+
+# What the mapping processes run, by source kind: imported before they are forked, once
+# for both, rather than in each.
+_MAPPING_MODULES = {"study": "commands.study", "enrollments": "commands.enrollments",
+                    "adverse-events": "commands.adverse_event_load"}
 
 Resource = dict[str, Any]
 Warn = Callable[[str], None] | None
@@ -163,9 +169,9 @@ def paired(r4: Iterable[Any], r5: Iterable[Any]) -> Iterator[dict[FhirVersion, A
 
 def _represented(make: Producer, paths: list[Path], version: FhirVersion, **options: Any
                  ) -> Iterator[Any]:
-    """The producer's resources as the store writes them (store.sql.representation): bytes
+    """The producer's resources as the store writes them (store.bulk.representation): bytes
     and index rows, made here, in the mapping process, rather than in the writer."""
-    from .store.sql import representation
+    from .store.bulk import representation
 
     for resource in make(paths, version, **options):
         yield representation(resource, version)
@@ -249,19 +255,23 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
     disposition=..., timezone=...). `parallel`: map R4 and R5 in two forked processes while
     this one writes (parallel.py; single-threaded callers such as the CLI only)."""
     from . import parallel as workers
-    from .store import open_store
 
     make = producer(kind)
     if kind == "enrollments":  # one "today" for both versions of every file
         options.setdefault("today", date.today())
+    parallel = parallel and workers.available()
+    if parallel:
+        import_module(f".{_MAPPING_MODULES[kind]}", __package__)
+        import_module(".store.bulk", __package__)
     own = store is None
-    target = store if store is not None else open_store(database)
+    target: Store | None = store
     summary = LoadSummary()
     with _gc_for_loading():
         try:
             for unit in _units(kind, list(paths)):
                 # R5 warnings repeat the R4 ones (same source facts): report them once.
-                if parallel and workers.available():
+                # The mapping processes start first: they map while the store opens.
+                if parallel:
                     r4 = workers.in_child(_represented, make, unit, "R4", warn=warn, **options)
                     r5 = workers.in_child(_represented, make, unit, "R5", warn=None, **options)
                 else:
@@ -269,16 +279,26 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
                     r5 = _represented(make, unit, "R5", warn=None, **options)
                 label = ", ".join(str(p) for p in unit)
                 try:
+                    if target is None:
+                        target = _open(database)
                     store_file(target, enumerate(paired(r4, r5), start=1), label, summary,
                                progress, files=len(unit))
                 finally:  # stop the mapping (and its child processes) now, not when collected
                     for stream in (r4, r5):
                         getattr(stream, "close", lambda: None)()
+            if target is None:
+                target = _open(database)
             target.analyze(_written(summary))
         finally:
-            if own:
+            if own and target is not None:
                 target.close()  # type: ignore[attr-defined]
     return summary
+
+
+def _open(database: str | None) -> Store:
+    from .store import open_store  # imports SQLAlchemy: after the mapping processes start
+
+    return open_store(database)
 
 
 def _written(summary: LoadSummary) -> int:

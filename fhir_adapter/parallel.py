@@ -49,37 +49,67 @@ def _run(out: Any, make: Callable[..., Any], args: tuple, options: dict[str, Any
 
 
 def in_child(make: Callable[..., Any], *args: Any, warn: Callable[[str], None] | None = None,
-             **options: Any) -> Iterator[Any]:
-    """make(*args, warn=..., **options), run in a forked child; its items, in order. Closing
-    the iterator early (an error in the parent) stops the child."""
-    context = multiprocessing.get_context("fork")
-    out = context.Queue(maxsize=DEPTH)
-    child = context.Process(target=_run, args=(out, make, args, options, warn is not None),
-                            daemon=True)
-    child.start()
-    finished = False
-    try:
-        while True:
-            try:
-                kind, payload = out.get(timeout=1.0)
-            except queues.Empty:
-                if not child.is_alive():
-                    raise RuntimeError(f"mapping process ended early (exit code "
-                                       f"{child.exitcode})") from None
-                continue
-            if kind == "items":
-                yield from payload
-            elif kind == "warn" and warn is not None:
-                warn(payload)
-            elif kind == "error":
-                raise payload
-            elif kind == "done":
-                finished = True
-                return
-    finally:
-        child.join(timeout=10 if finished else 0)  # a finished child is exiting already
+             **options: Any) -> ChildStream:
+    """make(*args, warn=..., **options), run in a forked child started now; its items, in
+    order."""
+    return ChildStream(make, args, options, warn)
+
+
+class ChildStream:
+    """The items of a producer running in a forked child process. Closing the stream
+    early (an error in the parent), started or not, stops the child."""
+
+    def __init__(self, make: Callable[..., Any], args: tuple, options: dict[str, Any],
+                 warn: Callable[[str], None] | None) -> None:
+        context = multiprocessing.get_context("fork")
+        self._out = context.Queue(maxsize=DEPTH)
+        self._child = context.Process(target=_run, daemon=True,
+                                      args=(self._out, make, args, options, warn is not None))
+        self._child.start()
+        self._finished = False
+        self._stopped = False
+        self._items = self._receive(warn)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._items)
+
+    def close(self) -> None:
+        self._items.close()
+        self._stop()
+
+    def _receive(self, warn: Callable[[str], None] | None) -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    kind, payload = self._out.get(timeout=1.0)
+                except queues.Empty:
+                    if not self._child.is_alive():
+                        raise RuntimeError(f"mapping process ended early (exit code "
+                                           f"{self._child.exitcode})") from None
+                    continue
+                if kind == "items":
+                    yield from payload
+                elif kind == "warn" and warn is not None:
+                    warn(payload)
+                elif kind == "error":
+                    raise payload
+                elif kind == "done":
+                    self._finished = True
+                    return
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        child = self._child
+        child.join(timeout=10 if self._finished else 0)  # a finished child is exiting already
         if child.is_alive():
             child.terminate()
             child.join()
-        out.close()
-        out.join_thread()
+        self._out.close()
+        self._out.join_thread()

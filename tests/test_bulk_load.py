@@ -134,6 +134,64 @@ def test_parallel_mapping_matches_inline(store: SqlStore, tmp_path: Path,
         store.read("Patient", "q20")
 
 
+def test_mapping_processes_start_before_the_store_opens(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children are forked before the parent opens the store (and imports SQLAlchemy):
+    they map while it does. What they run must not import SQLAlchemy either."""
+    from fhir_adapter import parallel
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    code = ("import sys, fhir_adapter.store.bulk, fhir_adapter.commands.adverse_event_load, "
+            "fhir_adapter.commands.enrollments, fhir_adapter.commands.study, "
+            "fhir_adapter.loader; print(sorted(m for m in sys.modules if m.startswith("
+            "'sqlalchemy'))[:3])")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert found.stdout.strip() == "[]"
+    started: list[str] = []
+    real = parallel.ChildStream.__init__
+
+    def start(self: Any, *args: Any) -> None:
+        started.append("child")
+        real(self, *args)
+
+    opened = loader._open
+
+    def open_after(database: str | None) -> Any:
+        started.append("store")
+        return opened(database)
+
+    monkeypatch.setattr(parallel.ChildStream, "__init__", start)
+    monkeypatch.setattr(loader, "_open", open_after)
+    monkeypatch.setattr(loader, "producer", lambda kind: producer)
+    source = rows_file(tmp_path, [{"id": n, "gender": "male"} for n in range(5)])
+    database = str(tmp_path / "new.db")
+    done = load_files("enrollments", [source], database=database, parallel=True)
+    assert str(done) == "5 created, 0 updated, 0 unchanged"
+    assert started == ["child", "child", "store"]
+
+
+def test_a_child_stream_closed_unread_stops_its_process() -> None:
+    from fhir_adapter import parallel
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    stream = parallel.in_child(endless)
+    child = stream._child
+    assert child.is_alive()
+    stream.close()
+    assert not child.is_alive()
+    stream.close()  # twice is harmless
+
+
+def endless(warn: Any = None) -> Any:
+    n = 0
+    while True:
+        n += 1
+        yield n
+
+
 def test_keyset_is_a_set_with_first_values() -> None:
     keys = KeySet(capacity=4)
     assert keys.add("a", 7) and keys.add("b", 8) and not keys.add("a", 9)

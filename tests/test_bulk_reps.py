@@ -17,8 +17,8 @@ from test_indexing_equivalence import mapped, official_examples
 
 from fhir_adapter import loader
 from fhir_adapter.store import bulk, canonical
+from fhir_adapter.store.bulk import prepare, representation
 from fhir_adapter.store.indexing import index_tuples
-from fhir_adapter.store.sql import _prepare, representation
 
 NOW = "2026-11-25T10:11:12.345Z"
 
@@ -26,7 +26,7 @@ NOW = "2026-11-25T10:11:12.345Z"
 def assert_rep_is_the_final_resource(resource: dict[str, Any], version: str,
                                      version_id: int) -> None:
     rep = representation(resource, version)  # type: ignore[arg-type]
-    rtype, rid, ordered = _prepare({version: resource}, False, new_id=False)
+    rtype, rid, ordered = prepare({version: resource}, False, new_id=False)
     final = canonical.with_meta(ordered[version], rid, version_id, NOW)
     assert bulk.stored_body(rep, version_id, NOW) == canonical.dumps(final)
     got: dict[str, Counter[tuple]] = {}
@@ -74,7 +74,7 @@ def test_pairing_reps_of_different_resources_is_refused() -> None:
     a = representation({"resourceType": "Patient", "id": "a"}, "R4")
     b = representation({"resourceType": "Patient", "id": "b"}, "R5")
     with pytest.raises(ValueError, match="different resources"):
-        list(bulk.prepared([{"R4": a, "R5": b}], False, _prepare))
+        list(bulk.prepared([{"R4": a, "R5": b}], False))
 
 
 def test_loading_restores_the_garbage_collector() -> None:

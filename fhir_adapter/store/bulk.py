@@ -14,11 +14,13 @@ load starts get their b-trees built at its end (DeferredIndexes).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
-from ..errors import Conflict, PreconditionFailed
+from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
+from ..validation import FhirVersion, normalise_version, validate
 from . import canonical
 from .indexing import COLUMNS as INDEX_COLUMNS
 from .indexing import EXTRACTORS, index_tuples
@@ -41,8 +43,46 @@ class Rep(NamedTuple):
     resource: dict[str, Any] | None  # kept only when it has a meta to merge the long way
 
 
+def prepare(resources: Mapping[str, dict[str, Any]], check: bool, new_id: bool
+            ) -> tuple[str, str, dict[str, dict[str, Any]]]:
+    """Check the representations agree on type and id, validate each, and return them in
+    canonical element order without the store-owned meta (versionId, lastUpdated)."""
+    if not resources:
+        raise BadRequest("nothing to write: no representation given")
+    reps = {normalise_version(v): r for v, r in resources.items()}
+    types = {r.get("resourceType") for r in reps.values()}
+    ids = {r.get("id") for r in reps.values()} - {None}
+    if len(types) != 1 or not isinstance(next(iter(types)), str):
+        raise BadRequest("the representations disagree on resourceType (or lack it)")
+    if len(ids) > 1:
+        raise BadRequest(f"the representations disagree on the id: {sorted(ids)}")
+    rtype = next(iter(types))
+    rid = next(iter(ids)) if ids else (str(uuid.uuid4()) if new_id else None)
+    if not isinstance(rid, str):
+        raise BadRequest(f"{rtype}: an update needs the resource id")
+    out: dict[str, dict[str, Any]] = {}
+    for version, resource in sorted(reps.items()):
+        body = canonical.without_version_meta(resource)
+        ordered = {"resourceType": rtype, "id": rid}
+        ordered.update((k, v) for k, v in body.items() if k not in ("resourceType", "id"))
+        if check:
+            issues = validate(ordered, version)
+            if issues:
+                raise InvalidResource(f"{rtype}/{rid} is not valid FHIR {version}", issues)
+        out[version] = ordered
+    return rtype, rid, out
+
+
+def representation(resource: dict[str, Any], version: FhirVersion) -> Rep:
+    """One mapped (already validated) representation as bulk_upsert writes it: what the
+    loader's mapping processes send to the writer instead of the dict. No SQLAlchemy on
+    this path: the mapping processes start before the parent has imported it."""
+    rtype, rid, reps = prepare({version: resource}, False, new_id=False)
+    return represent(rtype, rid, version, reps[version])
+
+
 def represent(rtype: str, rid: str, version: str, ordered: dict[str, Any]) -> Rep:
-    """The Rep of a resource that _prepare (sql.py) has put in canonical order."""
+    """The Rep of a resource that prepare() has put in canonical order."""
     rows = {t: r for t, r in index_tuples(ordered, version).items() if r}  # type: ignore[arg-type]
     return Rep(rtype, rid, canonical.dumps(ordered), rows,
                ordered if "meta" in ordered else None)
@@ -258,9 +298,8 @@ def add_index_rows(index: dict[str, list[tuple]], rep: Rep, version: str, versio
         index[table].append(head + tail)
 
 
-def prepared(resources: Iterable[Mapping[str, Any]], check: bool, prepare: Any
-             ) -> Iterator[Prepared]:
-    """Prepared items from {version: resource} mappings via `prepare` (sql._prepare), or from
+def prepared(resources: Iterable[Mapping[str, Any]], check: bool) -> Iterator[Prepared]:
+    """Prepared items from {version: resource} mappings via prepare(), or from
     {version: Rep} mappings that `represent` made already (the loader's mapping processes)."""
     for reps in resources:
         first = next(iter(reps.values()), None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,9 +22,8 @@ from urllib.parse import parse_qsl
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
-from ..validation import normalise_version, validate
-from . import bulk, canonical
+from ..errors import BadRequest, Conflict, PreconditionFailed
+from . import bulk
 from .base import FhirVersion, SearchQuery, Stored, WriteResult
 from .indexing import COLUMNS
 from .reading import Reader
@@ -90,7 +88,7 @@ class SqlStore(Reader):
         such as 'identifier=sys|val' in the names of `version`) an existing single match is
         returned as 'unchanged', several raise PreconditionFailed. Exactly one of concurrent
         equal conditional creates writes."""
-        rtype, rid, reps = _prepare(resources, validate, new_id=True)
+        rtype, rid, reps = bulk.prepare(resources, validate, new_id=True)
         with self._unit(write=True) as conn:
             if if_none_exist is not None:
                 names = version or (next(iter(reps)) if len(reps) == 1 else "R4")
@@ -103,7 +101,7 @@ class SqlStore(Reader):
                if_match: int | None = None, validate: bool = True) -> WriteResult:
         """Create-or-update by type and id; unchanged content keeps the version (and writes
         nothing). `if_match`: the version the caller read, else PreconditionFailed."""
-        rtype, rid, reps = _prepare(resources, validate, new_id=False)
+        rtype, rid, reps = bulk.prepare(resources, validate, new_id=False)
         with self._unit(write=True) as conn:
             return self._write(conn, rtype, rid, reps, "PUT", if_match, must_be_new=False)
 
@@ -123,7 +121,7 @@ class SqlStore(Reader):
                 cur.execute(f"PRAGMA cache_size={bulk.SQLITE_CACHE}")
                 deferred = bulk.DeferredIndexes(cur)
             try:
-                for batch in bulk.batches(bulk.prepared(resources, validate, _prepare)):
+                for batch in bulk.batches(bulk.prepared(resources, validate)):
                     yield from bulk.write_batch(cur, dialect, batch,
                                                 instant_text(self._clock()), deferred)
             finally:
@@ -245,43 +243,6 @@ class SqlStore(Reader):
     def _unindex(self, conn: Connection, rtype: str, rid: str) -> None:
         for table in index_tables.values():
             conn.execute(delete(table).where(table.c.res_type == rtype, table.c.res_id == rid))
-
-
-def _prepare(resources: Mapping[str, dict[str, Any]], check: bool, new_id: bool
-             ) -> tuple[str, str, dict[str, dict[str, Any]]]:
-    """Check the representations agree on type and id, validate each, and return them in
-    canonical element order without the store-owned meta (versionId, lastUpdated)."""
-    if not resources:
-        raise BadRequest("nothing to write: no representation given")
-    reps = {normalise_version(v): r for v, r in resources.items()}
-    types = {r.get("resourceType") for r in reps.values()}
-    ids = {r.get("id") for r in reps.values()} - {None}
-    if len(types) != 1 or not isinstance(next(iter(types)), str):
-        raise BadRequest("the representations disagree on resourceType (or lack it)")
-    if len(ids) > 1:
-        raise BadRequest(f"the representations disagree on the id: {sorted(ids)}")
-    rtype = next(iter(types))
-    rid = next(iter(ids)) if ids else (str(uuid.uuid4()) if new_id else None)
-    if not isinstance(rid, str):
-        raise BadRequest(f"{rtype}: an update needs the resource id")
-    out: dict[str, dict[str, Any]] = {}
-    for version, resource in sorted(reps.items()):
-        body = canonical.without_version_meta(resource)
-        ordered = {"resourceType": rtype, "id": rid}
-        ordered.update((k, v) for k, v in body.items() if k not in ("resourceType", "id"))
-        if check:
-            issues = validate(ordered, version)
-            if issues:
-                raise InvalidResource(f"{rtype}/{rid} is not valid FHIR {version}", issues)
-        out[version] = ordered
-    return rtype, rid, out
-
-
-def representation(resource: dict[str, Any], version: FhirVersion) -> bulk.Rep:
-    """One mapped (already validated) representation as bulk_upsert writes it: what the
-    loader's mapping processes send to the writer instead of the dict."""
-    rtype, rid, reps = _prepare({version: resource}, False, new_id=False)
-    return bulk.represent(rtype, rid, version, reps[version])
 
 
 @contextmanager
