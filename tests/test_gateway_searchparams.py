@@ -25,6 +25,7 @@ import gateway_data
 import pytest
 from conftest import FIXTURES
 from gateway_fixtures import BASE, FHIR, app, database_url, official
+from unindexed import rows_as_if_indexed
 
 from fhir_adapter.gateway.capability import capability_statement
 from fhir_adapter.gateway.terminology import map_store
@@ -111,11 +112,11 @@ def index(app, loaded) -> dict:  # type: ignore[no-untyped-def]
                 for table, rows in index_rows(loads(body), version).items():
                     for row in rows:
                         params.setdefault(row["param"], []).append((table, row))
-                # _id has no index rows (indexing.UNINDEXED): it must search as if it had
-                params["_id"] = [("token", {
-                    "res_type": stored.resource_type, "res_id": stored.id,
-                    "fhir_version": version, "param": "_id", "grp": 0, "system": None,
-                    "code": stored.id, "text": None})]
+                # _id and _lastUpdated have no index rows (indexing.UNINDEXED): they must
+                # search as if they had
+                for table, rows in rows_as_if_indexed(loads(body), version).items():
+                    for row in rows:
+                        params.setdefault(row["param"], []).append((table, row))
     return out
 
 

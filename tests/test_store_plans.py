@@ -76,6 +76,7 @@ def explain(store: SqlStore, statement: Any) -> list[str]:
     ([("subject", "Patient/p17")], 10),
     ([("subject", "p17"), ("seriousness", "Serious")], 0),
     ([("_id", "ae1234")], 1),
+    ([("_lastUpdated", "gt2026-01-01T00:00:00Z")], 0),  # resources.last_updated's index
     ([("date", "2020-03-03")], 120),
     ([("date", "ge2020-12-28")], 119),
     ([("study", "ResearchStudy/s1"), ("subject", "Patient/p1")], 10),

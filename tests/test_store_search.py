@@ -113,6 +113,44 @@ def found(store: SqlStore, rtype: str, *params: tuple[str, str], version: str = 
     return set(ids(store, rtype, *params, version=version))
 
 
+# the test clock: one second per write from 2026-01-02T03:04:06Z: p1 :06, p2 :07, p3 :08, p4 :09
+@pytest.mark.parametrize("value,expected", [
+    ("2026-01-02T03:04:07Z", {"p2"}),  # a second: its every millisecond
+    ("2026-01-02T03:04:07.000Z", {"p2"}),
+    ("2026-01-02T03:04:07.001Z", set()),
+    ("2026-01-02T04:04:07+01:00", {"p2"}),
+    ("2026-01-02", {"p1", "p2", "p3", "p4"}),
+    ("2026-01-03", set()),
+    ("ne2026-01-02T03:04:07Z", {"p1", "p3", "p4"}),
+    ("lt2026-01-02T03:04:07Z", {"p1"}),
+    ("le2026-01-02T03:04:07Z", {"p1", "p2"}),
+    ("gt2026-01-02T03:04:07Z", {"p3", "p4"}),
+    ("ge2026-01-02T03:04:07.000Z", {"p2", "p3", "p4"}),
+    ("ge2026-01-02T03:04:07.001Z", {"p3", "p4"}),  # p2 is its first millisecond only
+    ("sa2026-01-02T03:04:07Z", {"p3", "p4"}),
+    ("eb2026-01-02T03:04:07Z", {"p1"}),
+    ("ap2026-01-02T03:04:07Z", {"p1", "p2", "p3", "p4"}),  # within 10% of the gap to now
+    ("2026-01-02T03:04:06Z,2026-01-02T03:04:09Z", {"p1", "p4"}),
+    ("ge0001-01-01", {"p1", "p2", "p3", "p4"}),
+    ("lt0001-01-01", set()),
+    ("gt9999", set()),
+    ("le9999-12-31T23:59:59.999Z", {"p1", "p2", "p3", "p4"}),
+])
+def test_last_updated_is_searched_as_a_date(data: SqlStore, value: str, expected: set) -> None:
+    """`_lastUpdated` has no index rows (indexing.UNINDEXED): resources.last_updated answers
+    it with the date semantics of the rows it would have (its millisecond)."""
+    assert found(data, "Patient", ("_lastUpdated", value)) == expected
+
+
+def test_last_updated_missing_and_sort(data: SqlStore) -> None:
+    assert found(data, "Patient", ("_lastUpdated:missing", "false")) == {"p1", "p2", "p3", "p4"}
+    assert found(data, "Patient", ("_lastUpdated:missing", "true")) == set()
+    assert ids(data, "Patient", ("_lastUpdated", "ge2026-01-02T03:04:07Z"),
+               sort=["-_lastUpdated"]) == ["p4", "p3", "p2"]
+    with pytest.raises(BadRequest):
+        found(data, "Patient", ("_lastUpdated", "yesterday"))
+
+
 @pytest.mark.parametrize("params,expected", [
     ([("seriousness", "Serious")], {"ae1", "ae3"}),
     ([("seriousness", f"{SERIOUS}|Serious")], {"ae1", "ae3"}),

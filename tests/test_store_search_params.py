@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES
 from store_backends import backend, postgres_database, store, store_url  # noqa: F401 (fixtures)
+from unindexed import rows_as_if_indexed
 
 from fhir_adapter.store import SqlStore, canonical
 from fhir_adapter.store.base import SearchQuery
@@ -211,9 +212,9 @@ def queries_for(resource: dict[str, Any], version: str, param: SearchParam
                 ) -> list[list[tuple[str, str]]]:
     """Every search derived from the index rows of `param` on `resource`."""
     rows = index_rows(resource, version)  # type: ignore[arg-type]
-    if param.code in UNINDEXED:  # searched from the resources table, as if it had a row
-        rows["token"].append({"param": param.code, "system": None, "code": resource["id"],
-                              "text": None})
+    if param.code in UNINDEXED:  # searched from the resources table, as if it had rows
+        for table, extra in rows_as_if_indexed(resource, version).items():
+            rows[table] += extra
     if param.type != "composite":
         table = TABLE_OF[param.type]
         return [q for row in rows[table] if row["param"] == param.code

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, NamedTuple
 
 from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
@@ -86,19 +86,6 @@ def represent(rtype: str, rid: str, version: str, ordered: dict[str, Any]) -> Re
     rows = {t: r for t, r in index_tuples(ordered, version).items() if r}  # type: ignore[arg-type]
     return Rep(rtype, rid, canonical.dumps(ordered), rows,
                ordered if "meta" in ordered else None)
-
-
-@lru_cache(maxsize=64)
-def _meta_rows(rtype: str, version: str, version_id: int, now: str
-               ) -> tuple[tuple[str, tuple], ...]:
-    """(table, row after res_type, res_id, fhir_version) of each index row that the
-    store-owned meta (versionId, lastUpdated) adds to a resource: `_lastUpdated`'s."""
-    bare = {"resourceType": rtype, "id": "x"}
-    without = index_tuples(bare, version)  # type: ignore[arg-type]
-    meta = {"versionId": str(version_id), "lastUpdated": now}
-    found = index_tuples({**bare, "meta": meta}, version)  # type: ignore[arg-type]
-    return tuple((table, row[3:]) for table, rows in found.items() for row in rows
-                 if row not in without[table])
 
 
 class Prepared:
@@ -236,7 +223,7 @@ def write_batch(cur: Any, dialect: str, batch: list[Prepared], now: str,
         versions.append((item.rtype, item.rid, new, now, "PUT", False))
         for fhir_version, rep in item.reps.items():
             bodies.append((item.rtype, item.rid, new, fhir_version, stored_body(rep, new, now)))
-            add_index_rows(index, rep, fhir_version, new, now)
+            add_index_rows(index, rep)
         outcomes.append((item.rtype, "updated" if exists else "created"))
     if new_rows:
         try:
@@ -287,15 +274,12 @@ def stored_body(rep: Rep, version_id: int, now: str) -> bytes:
     return canonical.with_meta_bytes(rep.plain, resource, version_id, now)
 
 
-def add_index_rows(index: dict[str, list[tuple]], rep: Rep, version: str, version_id: int,
-                   now: str) -> None:
-    """Append the index rows of `rep` stored as `version_id` at `now` to `index` (table ->
-    tuples in COLUMNS[f"idx_{table}"] order)."""
+def add_index_rows(index: dict[str, list[tuple]], rep: Rep) -> None:
+    """Append the index rows of `rep` to `index` (table -> tuples in COLUMNS[f"idx_{table}"]
+    order). The store-owned meta adds none: `_lastUpdated` is searched in the resources
+    table (indexing.UNINDEXED), so the mapping processes make every row."""
     for table, rows in rep.rows.items():
         index[table].extend(rows)
-    head = (rep.rtype, rep.rid, version)
-    for table, tail in _meta_rows(rep.rtype, version, version_id, now):
-        index[table].append(head + tail)
 
 
 def prepared(resources: Iterable[Mapping[str, Any]], check: bool) -> Iterator[Prepared]:

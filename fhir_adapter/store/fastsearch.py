@@ -111,14 +111,14 @@ def _compiled(version: str, resource_type: str, criteria: tuple[tuple[str, str],
         if code in CONTROL:
             continue
         param = known.get(code)
-        if param is not None and code in UNINDEXED and not modifier:  # as search._by_id
+        if param is not None and code == "_id" and not modifier:  # as search._by_id
             ids = id_values(value)
             if not ids:
                 return None
             params += ids
             conds.append(f"resources.res_id IN ({', '.join('?' * len(ids))})")
             continue
-        if modifier or param is None or param.type not in _MATCHERS:
+        if modifier or param is None or param.type not in _MATCHERS or code in UNINDEXED:
             return None
         match = _MATCHERS[param.type]
         params += [version, resource_type, param.code]

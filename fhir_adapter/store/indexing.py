@@ -42,9 +42,9 @@ EXTRACTORS: dict[str, tuple[tuple[str, ...], Callable[[Node], list[Any]]]] = {
     "quantity": (("low", "high", "system", "code", "unit"), quantity_values),
 }
 COMMON = ("res_type", "res_id", "fhir_version", "param", "grp")
-# Answered from the resources table (search.py, fastsearch.py), not from index rows: they
-# were 2 of ~22 rows an AE adds, all repeating the row's own res_id.
-UNINDEXED = frozenset({"_id"})
+# Answered from the resources table (search.py, fastsearch.py), not from index rows: res_id
+# and last_updated hold them already. They were 4 of ~22 rows an AE adds (both versions).
+UNINDEXED = frozenset({"_id", "_lastUpdated"})
 # table -> every column of its rows, in the order of index_tuples
 COLUMNS = {table: (*COMMON, *columns) for table, (columns, _) in EXTRACTORS.items()}
 

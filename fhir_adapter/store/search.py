@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +34,7 @@ from .base import SearchQuery
 from .indexing import UNINDEXED
 from .schema import index_tables, resources
 from .searchparams import TABLE_OF, SearchParam, search_params
-from .values import EPOCH, PREFIX_LENGTH, date_range, normalise, split_reference
+from .values import EPOCH, PREFIX_LENGTH, date_range, instant_text, normalise, split_reference
 
 # Result-control parameters: the gateway's business, never filters.
 CONTROL = frozenset({"_count", "_sort", "_total", "_include", "_revinclude", "_summary",
@@ -266,13 +267,71 @@ def _by_id(modifier: str, value: str) -> ColumnElement[bool]:
     return not_(cond) if modifier == "not" else cond
 
 
+class _InstantColumn:
+    """resources.last_updated (values.instant_text: milliseconds, fixed width, so text order
+    is time order) as the `low` (offset 0) or `high` (offset 999) column of a date index
+    row would hold it: the first or last microsecond of its millisecond. _date compares
+    these columns with epoch microseconds; each comparison becomes one on the text."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __ge__(self, micros: int) -> ColumnElement[bool]:  # type: ignore[override]
+        return _at_or_after(-(-(micros - self.offset) // 1000))
+
+    def __gt__(self, micros: int) -> ColumnElement[bool]:  # type: ignore[override]
+        return self >= micros + 1
+
+    def __le__(self, micros: int) -> ColumnElement[bool]:  # type: ignore[override]
+        return _at_or_before((micros - self.offset) // 1000)
+
+    def __lt__(self, micros: int) -> ColumnElement[bool]:  # type: ignore[override]
+        return self <= micros - 1
+
+
+def _instant(millis: int) -> str | None:
+    try:
+        return instant_text(EPOCH + timedelta(milliseconds=millis))
+    except OverflowError:  # outside years 1-9999, where no instant is
+        return None
+
+
+def _at_or_after(millis: int) -> ColumnElement[bool]:
+    text = _instant(millis)
+    if text is None:
+        return true() if millis < 0 else false()
+    return resources.c.last_updated >= text
+
+
+def _at_or_before(millis: int) -> ColumnElement[bool]:
+    text = _instant(millis)
+    if text is None:
+        return false() if millis < 0 else true()
+    return resources.c.last_updated <= text
+
+
+_LAST_UPDATED = SimpleNamespace(c=SimpleNamespace(low=_InstantColumn(0),
+                                                  high=_InstantColumn(999)))
+
+
+def _by_last_updated(modifier: str, value: str) -> ColumnElement[bool]:
+    """`_lastUpdated`, from resources.last_updated (indexing.UNINDEXED), as if it had the
+    date index rows of its instant; the (res_type, last_updated) index answers it."""
+    if modifier == "missing":
+        return false() if value == "true" else true()
+    return or_(*(_date(_LAST_UPDATED, v, "") for v in split_escaped(value, ",")))
+
+
+_ANSWERED = {"_id": _by_id, "_lastUpdated": _by_last_updated}
+
+
 def _condition(param: SearchParam, modifier: str, value: str,
                query: SearchQuery) -> ColumnElement[bool]:
     r = resources
     if modifier == "missing" and value not in ("true", "false"):
         raise BadRequest(f"{param.code}:missing takes true or false")
     if param.code in UNINDEXED:
-        return _by_id(modifier, value)
+        return _ANSWERED[param.code](modifier, value)
     if modifier == "missing":
         code = f"{param.code}$0" if param.type == "composite" else param.code
         t = index_tables[TABLE_OF[param.components[0].type or "token"]

@@ -222,8 +222,8 @@ class SqlStore(Reader):
         if current:
             self._unindex(conn, rtype, rid)
         index: dict[str, list[tuple]] = {table: [] for table in index_tables}
-        for version, rep in item.reps.items():
-            bulk.add_index_rows(index, rep, version, new, now)
+        for rep in item.reps.values():
+            bulk.add_index_rows(index, rep)
         for table, rows in index.items():
             if rows:
                 conn.execute(insert(index_tables[table]),

@@ -67,7 +67,7 @@ def _date_range(text: str) -> tuple[int, int]:
         step = (timedelta(microseconds=10 ** max(0, 6 - len(frac))) if frac
                 else timedelta(seconds=1) if second
                 else timedelta(minutes=1) if minute else timedelta(days=1))
-        end = start + step - _MICRO
+        end = start + (step - _MICRO)  # not (start + step): past 9999-12-31T23:59:59.999
     else:  # a year or a month: up to the last microsecond before the next one
         y, mo = (start.year, start.month + 1) if month else (start.year + 1, 1)
         y, mo = (y + 1, 1) if mo == 13 else (y, mo)
