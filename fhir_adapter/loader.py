@@ -104,7 +104,7 @@ def _adverse_events(paths: list[Path], version: FhirVersion, warn: Warn = None,
 
     for path in paths:
         report = LoadReport()
-        yield from adverse_event_resources(path, version, report, **options)
+        yield from adverse_event_resources(path, version, report, tally=False, **options)
         if warn:
             for text, times in report.warnings.items():
                 warn(f"{path}: {text}" + (f" ({times} rows)" if times > 1 else ""))

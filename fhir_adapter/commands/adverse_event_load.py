@@ -83,9 +83,12 @@ def _criterion(flag: str | None) -> str:
 def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport, *,
                             supplemental: Path | None = None, study: str | None = None,
                             timezone: str | None = None, intervention: str | None = None,
-                            skip_invalid: bool = False) -> Iterator[dict[str, Any]]:
+                            skip_invalid: bool = False, tally: bool = True
+                            ) -> Iterator[dict[str, Any]]:
     """Validated resources of one adverse-event file; bad rows stop the load at the end (so
-    every one is reported) unless `skip_invalid`."""
+    every one is reported) unless `skip_invalid`. `tally`: count events, subjects and their
+    facts for report.summary (the store loader, which prints no summary, leaves it: ~5% of
+    its mapping)."""
     from ..mapping.adverse_event import map_adverse_event
     from ..mapping.adverse_event_inverse import safety_facts
     from ..sources.adverse_event import open_adverse_events
@@ -117,10 +120,11 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
             if resource["id"] not in shared:
                 shared.add(resource["id"])
                 fresh.append(resource)
-        report.count(safety_facts(event, version))
-        if item.subject_id != subject:
-            subject = item.subject_id
-            report.subjects.add(subject)
+        if tally:
+            report.count(safety_facts(event, version))
+            if item.subject_id != subject:
+                subject = item.subject_id
+                report.subjects.add(subject)
         for resource in fresh:
             issues = validate(resource, version, model="per-shape")
             if issues:
