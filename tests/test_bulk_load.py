@@ -349,6 +349,7 @@ def test_a_load_into_an_empty_store_writes_through_a_rollback_journal(
     with sqlite_store.transaction(bulk=True) as tx:
         assert _pragma(tx, "journal_mode") == "delete"
         assert _pragma(tx, "synchronous") == 2  # FULL: NORMAL is safe in WAL mode only
+        assert _pragma(tx, "foreign_keys") == 0  # the writer keeps them (checked below)
         assert [o for _, o in tx.bulk_upsert([patient("j1", "male"), patient("j2", "male")])
                 ] == ["created", "created"]
         reader = open_store(str(path))  # connects meanwhile: cannot switch the file to WAL
@@ -363,8 +364,12 @@ def test_a_load_into_an_empty_store_writes_through_a_rollback_journal(
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 8192
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.exec_driver_sql("SELECT count(*) FROM resource_bodies").scalar() == 4
     with sqlite_store.transaction(bulk=True) as tx:  # no longer empty: the WAL as always
         assert _pragma(tx, "journal_mode") == "wal"
+        assert _pragma(tx, "foreign_keys") == 1
         list(tx.bulk_upsert([patient("j3", "female")]))
     assert sqlite_store.search(SearchQuery("Patient", "R5", [("gender", "male")])).total == 2
 
@@ -377,6 +382,7 @@ def test_a_shared_empty_store_keeps_the_wal(sqlite_store: SqlStore, tmp_path: Pa
         assert gateway.search(SearchQuery("Patient", "R4", [])).total == 0  # keeps it open
         with sqlite_store.transaction(bulk=True) as tx:
             assert _pragma(tx, "journal_mode") == "wal"
+            assert _pragma(tx, "foreign_keys") == 0  # empty: as in the journal's case
             list(tx.bulk_upsert([patient("w1", "male")]))
             assert gateway.search(SearchQuery("Patient", "R4", [])).total == 0
         assert gateway.search(SearchQuery("Patient", "R4", [])).total == 1
@@ -397,6 +403,7 @@ def test_a_failed_load_into_an_empty_store_leaves_it_empty(sqlite_store: SqlStor
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert conn.exec_driver_sql("SELECT count(*) FROM resource_bodies").scalar() == 0
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def test_a_bulk_transaction_is_all_or_nothing(store: SqlStore) -> None:
