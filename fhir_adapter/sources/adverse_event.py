@@ -81,7 +81,6 @@ def open_adverse_events(path: str | Path, supplemental: str | Path | None = None
                         study: str | None = None) -> AdverseEventSource:
     """Detect the format of `path` and return its record stream (lazy: nothing is read yet
     beyond the header and SUPPAE)."""
-    from .adverse_event_format import open_format_file
     from .adverse_event_sdtm import sdtm_records
 
     path = Path(path)
@@ -97,13 +96,21 @@ def open_adverse_events(path: str | Path, supplemental: str | Path | None = None
         if supplemental:
             raise InputError(str(supplemental), "--supplemental (SUPPAE) goes with an SDTM AE file")
         if "subject_id" in columns(path):
-            return open_format_file(path, "csv", study, warnings)
+            return _format_file(path, "csv", study, warnings)
         raise InputError(str(path), "cannot tell the format: expected SDTM AE columns (USUBJID, "
                          "AETERM, AESEQ, ...) or fhir-adapter columns (subject_id, event_id, "
                          "verbatim_term, ...)")
     if supplemental:
         raise InputError(str(supplemental), "--supplemental (SUPPAE) goes with an SDTM AE file")
-    return open_format_file(path, "json", study, warnings)
+    return _format_file(path, "json", study, warnings)
+
+
+def _format_file(path: Path, kind: str, study: str | None, warnings: list[str]
+                 ) -> AdverseEventSource:
+    # Imported here: it loads jsonschema, which SDTM input does without (50 ms a process).
+    from .adverse_event_format import open_format_file
+
+    return open_format_file(path, kind, study, warnings)
 
 
 def _looks_tabular(path: Path) -> bool:
