@@ -276,6 +276,35 @@ def test_a_load_into_empty_tables_ends_with_every_index(sqlite_store: SqlStore) 
         assert "ix_reference_v1" in plan("reference", "url = 'http://x/Patient/1'")
 
 
+def test_deferred_indexes_are_sorted_by_two_threads_in_small_runs(
+        sqlite_store: SqlStore) -> None:
+    from fhir_adapter.store import bulk
+
+    schema = _indexes(sqlite_store)
+    statements: list[str] = []
+    with sqlite_store.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        cur = raw.cursor()
+        cur.execute("PRAGMA cache_size=-1234")
+        cur.execute("BEGIN IMMEDIATE")
+        deferred = bulk.DeferredIndexes(cur)
+        raw.set_trace_callback(statements.append)
+        deferred.finish(cur)
+        raw.set_trace_callback(None)
+        assert cur.execute("PRAGMA threads").fetchone()[0] == 0
+        assert cur.execute("PRAGMA cache_size").fetchone()[0] == -1234
+        cur.execute("COMMIT")
+        cur.execute("PRAGMA cache_size=-2000")
+    builds = [n for n, s in enumerate(statements) if s.startswith("CREATE INDEX")]
+    assert len(builds) == 16
+    assert statements.index(f"PRAGMA cache_size={bulk.SORT_CACHE}") < builds[0]
+    assert statements.index(f"PRAGMA threads={bulk.SORT_THREADS}") < builds[0]
+    assert statements.index("PRAGMA threads=0") > builds[-1]
+    assert _indexes(sqlite_store) == schema  # dropped, then built again
+    with sqlite_store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
 def test_a_failed_or_abandoned_load_keeps_the_indexes(sqlite_store: SqlStore) -> None:
     schema = _indexes(sqlite_store)
     with pytest.raises(InvalidResource), sqlite_store.transaction() as tx:
