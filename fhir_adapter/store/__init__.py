@@ -6,9 +6,12 @@ SqlStore and open_store are imported on first use: the loader's mapping processe
 store's representation code (bulk.py, indexing.py) and start before SQLAlchemy is imported.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import FhirVersion, SearchQuery, SearchResult, Store, Stored, WriteResult
+
+if TYPE_CHECKING:
+    from .sql import SqlStore, open_store
 
 __all__ = ["FhirVersion", "SearchQuery", "SearchResult", "SqlStore", "Store", "Stored",
            "WriteResult", "open_store"]
