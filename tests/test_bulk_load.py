@@ -276,10 +276,12 @@ def test_a_load_into_empty_tables_ends_with_every_index(sqlite_store: SqlStore) 
         assert "ix_reference_v1" in plan("reference", "url = 'http://x/Patient/1'")
 
 
-def test_deferred_indexes_are_sorted_by_two_threads_in_small_runs(
-        sqlite_store: SqlStore) -> None:
+@pytest.mark.parametrize("large", [True, False])
+def test_deferred_indexes_of_large_tables_are_sorted_by_two_threads_in_small_runs(
+        sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch, large: bool) -> None:
     from fhir_adapter.store import bulk
 
+    monkeypatch.setattr(bulk, "SORT_ROWS", 0 if large else 1)  # the empty tables: 0 rows
     schema = _indexes(sqlite_store)
     statements: list[str] = []
     with sqlite_store.engine.connect() as conn:
@@ -297,9 +299,13 @@ def test_deferred_indexes_are_sorted_by_two_threads_in_small_runs(
         cur.execute("PRAGMA cache_size=-2000")
     builds = [n for n, s in enumerate(statements) if s.startswith("CREATE INDEX")]
     assert len(builds) == 16
-    assert statements.index(f"PRAGMA cache_size={bulk.SORT_CACHE}") < builds[0]
-    assert statements.index(f"PRAGMA threads={bulk.SORT_THREADS}") < builds[0]
-    assert statements.index("PRAGMA threads=0") > builds[-1]
+    if large:
+        assert statements.index(f"PRAGMA cache_size={bulk.SORT_CACHE}") < builds[0]
+        assert statements.index(f"PRAGMA threads={bulk.SORT_THREADS}") < builds[0]
+        assert statements.index("PRAGMA threads=0") > builds[-1]
+    else:  # small tables sort in one run in the load's cache
+        assert f"PRAGMA cache_size={bulk.SORT_CACHE}" not in statements
+        assert f"PRAGMA threads={bulk.SORT_THREADS}" not in statements
     assert _indexes(sqlite_store) == schema  # dropped, then built again
     with sqlite_store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
