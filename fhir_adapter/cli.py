@@ -68,6 +68,22 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except BrokenPipeError:
         sys.exit(1)
+    except Exception as exc:
+        reason = _database_error(exc)
+        if reason is None:
+            raise
+        click.echo(f"error: the database: {reason}", err=True)
+        sys.exit(1)
+
+
+def _database_error(exc: BaseException) -> str | None:
+    """The driver's own words when `exc` is SQLAlchemy's wrapper of a database error (the
+    file cannot be opened, the server refuses the connection, the disk is full), else None.
+    Looked up, not imported: commands that never opened a store do without SQLAlchemy."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.DBAPIError):
+        return None
+    return " ".join(str(exc.orig).split()) or type(exc.orig).__name__
 
 
 if __name__ == "__main__":

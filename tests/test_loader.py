@@ -6,6 +6,8 @@ transaction per file, re-loads that change nothing, Bundle/NDJSON loading, the c
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,25 @@ def test_commands(store_url: str, tmp_path: Path) -> None:
     again = runner.invoke(cli, ["load", "bundle", str(path)],
                           env={"FHIR_ADAPTER_DATABASE_URL": store_url})
     assert "0 created, 0 updated, 2 unchanged" in again.output
+
+
+@pytest.mark.parametrize("database,words", [
+    ("{tmp}/no/such/folder/x.db", "unable to open database file"),
+    ("postgresql://postgres@127.0.0.1:1/nodb", "Connection refused"),  # nothing listens
+])
+def test_a_database_that_cannot_be_opened_is_one_clear_line(tmp_path: Path, database: str,
+                                                            words: str) -> None:
+    source = tmp_path / "b.json"
+    source.write_bytes(BUNDLE)
+    url = database.format(tmp=tmp_path)
+    for args in (["load", "bundle", str(source)], ["db", "init"]):
+        done = subprocess.run([sys.executable, "-m", "fhir_adapter.cli", *args,
+                               "--database", url], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("error: the database: "), done.stderr
+        assert words in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_seed_study_loads_in_both_versions(store: SqlStore) -> None:
