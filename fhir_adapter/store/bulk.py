@@ -157,7 +157,7 @@ def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
 class DeferredIndexes:
     """SQLite: the search-index b-trees of index tables that are empty when a bulk load
     starts are dropped, and built once the load's rows are in (CREATE INDEX sorts; row by
-    row, each of ~22 index rows per AE went into 3 b-trees at random places, which grows
+    row, each of ~18 index rows per AE went into 3 b-trees at random places, which grows
     costlier as they outgrow the cache). All inside the load's transaction: a failed load
     rolls the drop back, and readers (WAL) see the indexed tables throughout. An update of a
     resource written earlier in the same load needs the by-resource indexes: they are built
