@@ -26,11 +26,6 @@ from .errors import InputError, InvalidResource
 from .store.base import Store
 from .validation import FhirVersion
 
-# What the mapping processes run, by source kind: imported before they are forked, once
-# for both, rather than in each.
-_MAPPING_MODULES = {"study": "commands.study", "enrollments": "commands.enrollments",
-                    "adverse-events": "commands.adverse_event_load"}
-
 Resource = dict[str, Any]
 Warn = Callable[[str], None] | None
 # (paths, version, warn=..., **options) -> validated resources of that version
@@ -63,10 +58,9 @@ class LoadSummary:
 def producer(kind: str) -> Producer:
     """The resource-generating function of a source kind: the one its `map` command uses,
     called as f(paths, version, warn=..., **options)."""
-    makers = {"study": _studies, "enrollments": _enrollments, "adverse-events": _adverse_events}
-    if kind not in makers:
+    if kind not in _KINDS:
         raise ValueError(f"unknown source kind {kind!r} (study, enrollments, adverse-events)")
-    return makers[kind]
+    return _KINDS[kind][0]
 
 
 def _studies(paths: list[Path], version: FhirVersion, warn: Warn = None,
@@ -110,6 +104,15 @@ def _adverse_events(paths: list[Path], version: FhirVersion, warn: Warn = None,
                 warn(f"{path}: {text}" + (f" ({times} rows)" if times > 1 else ""))
             for error in report.skipped:
                 warn(f"skipped invalid row: {error}")
+
+
+# Source kind -> its producer and the module the producer imports (the parallel load
+# imports it before forking the mapping processes: once for both, rather than in each).
+_KINDS: dict[str, tuple[Producer, str]] = {
+    "study": (_studies, "commands.study"),
+    "enrollments": (_enrollments, "commands.enrollments"),
+    "adverse-events": (_adverse_events, "commands.adverse_event_load"),
+}
 
 
 def _units(kind: str, paths: list[Path]) -> list[list[Path]]:
@@ -261,7 +264,7 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
         options.setdefault("today", date.today())
     parallel = parallel and workers.available()
     if parallel:
-        import_module(f".{_MAPPING_MODULES[kind]}", __package__)
+        import_module(f".{_KINDS[kind][1]}", __package__)
         import_module(".store.bulk", __package__)
     own = store is None
     target: Store | None = store

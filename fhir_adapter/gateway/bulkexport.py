@@ -100,7 +100,7 @@ def _sweep() -> None:
     for folder in folders:
         try:
             state = _state(folder)
-        except (OSError, ValueError):  # removed meanwhile, or not ours to judge
+        except (OSError, ValueError, KeyError, TypeError):  # gone, or not ours to judge
             continue
         if state is not None and _expired(state):
             shutil.rmtree(folder, ignore_errors=True)

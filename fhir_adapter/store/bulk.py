@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, NamedTuple
-
-import orjson
 
 from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
 from ..validation import FhirVersion, normalise_version, validate
@@ -311,23 +309,8 @@ def batches(items: Iterable[Prepared], size: int = BATCH) -> Iterator[list[Prepa
 
 def stored_body(rep: Rep, version_id: int, now: str) -> bytes:
     """The stored bytes: the plain bytes with the store's meta spliced in after the id."""
-    if rep.resource is None:  # plain opens with resourceType and id (prepare's order)
-        head = _head(rep.rtype) + orjson.dumps(rep.rid)
-        if rep.plain.startswith(head) and rep.plain[len(head):len(head) + 1] in (b",", b"}"):
-            return head + _meta(version_id, now) + rep.plain[len(head):]
     resource = rep.resource or {"resourceType": rep.rtype, "id": rep.rid}
     return canonical.with_meta_bytes(rep.plain, resource, version_id, now)
-
-
-@lru_cache(maxsize=256)
-def _head(rtype: str) -> bytes:
-    return b'{"resourceType":' + orjson.dumps(rtype) + b',"id":'
-
-
-@lru_cache(maxsize=64)
-def _meta(version_id: int, now: str) -> bytes:
-    """The meta of stored_body, as canonical.with_meta_bytes writes it."""
-    return b',"meta":' + orjson.dumps({"versionId": str(version_id), "lastUpdated": now})
 
 
 def add_index_rows(index: dict[str, list[tuple]], rep: Rep) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -120,11 +121,23 @@ def with_meta_bytes(plain: bytes, resource: Mapping[str, Any], version_id: int,
     store prepares them), the meta goes in after the id; otherwise the long way."""
     rtype, rid = resource.get("resourceType"), resource.get("id")
     if "meta" not in resource and isinstance(rtype, str) and isinstance(rid, str):
-        head = b'{"resourceType":' + orjson.dumps(rtype) + b',"id":' + orjson.dumps(rid)
+        head = _type_head(rtype) + orjson.dumps(rid)
         if plain.startswith(head) and plain[len(head):len(head) + 1] in (b",", b"}"):
-            meta = orjson.dumps({"versionId": str(version_id), "lastUpdated": last_updated})
-            return head + b',"meta":' + meta + plain[len(head):]
+            return head + _meta_member(version_id, last_updated) + plain[len(head):]
     return dumps(with_meta(resource, str(rid), version_id, last_updated))
+
+
+# A bulk load splices the same few types and the same meta (one instant per batch) into
+# every body: their bytes are made once.
+@lru_cache(maxsize=256)
+def _type_head(rtype: str) -> bytes:
+    return b'{"resourceType":' + orjson.dumps(rtype) + b',"id":'
+
+
+@lru_cache(maxsize=64)
+def _meta_member(version_id: int, last_updated: str) -> bytes:
+    return b',"meta":' + orjson.dumps({"versionId": str(version_id),
+                                        "lastUpdated": last_updated})
 
 
 def content_hash(bodies: Mapping[str, bytes]) -> str:

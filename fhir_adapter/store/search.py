@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 from typing import Any
@@ -34,7 +34,14 @@ from .base import SearchQuery
 from .indexing import UNINDEXED
 from .schema import index_tables, resources
 from .searchparams import TABLE_OF, SearchParam, search_params
-from .values import EPOCH, PREFIX_LENGTH, date_range, instant_text, normalise, split_reference
+from .values import (
+    EPOCH,
+    PREFIX_LENGTH,
+    date_range,
+    epoch_to_instant,
+    normalise,
+    split_reference,
+)
 
 # Result-control parameters: the gateway's business, never filters.
 CONTROL = frozenset({"_count", "_sort", "_total", "_include", "_revinclude", "_summary",
@@ -291,7 +298,7 @@ class _InstantColumn:
 
 def _instant(millis: int) -> str | None:
     try:
-        return instant_text(EPOCH + timedelta(milliseconds=millis))
+        return epoch_to_instant(millis * 1000)
     except OverflowError:  # outside years 1-9999, where no instant is
         return None
 
