@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
+        for line in exc.lines():
+            click.echo(line, err=True)
         sys.exit(2)
     except FhirError as exc:
         click.echo(f"error: {exc.message}", err=True)

@@ -95,6 +95,20 @@ class InputError(Exception):
     row: int | None = None
     field_name: str | None = None
     details: list[str] = field(default_factory=list)
+    # The bad rows that an error about a whole file sums up (the first few), and how many
+    # more there were: the command line lists them before the summary.
+    rows: list[InputError] = field(default_factory=list)
+    more_rows: int = 0
+
+    def lines(self) -> list[str]:
+        """What the command line prints: each listed row (and its details), then this."""
+        out = []
+        for row in self.rows:
+            out.append(f"error: {row}")
+            out += [f"  also: {detail}" for detail in row.details]
+        if self.more_rows:
+            out.append(f"error: ... and {self.more_rows} more")
+        return [*out, f"error: {self}"]
 
     def __str__(self) -> str:
         where = self.file

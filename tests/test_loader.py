@@ -227,3 +227,37 @@ def test_open_store_default_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     opened = open_store()
     opened.close()
     assert (tmp_path / "fhir-adapter.db").is_file()
+
+
+AE_HEADER = "study_id,subject_id,event_id,verbatim_term,severity,serious,outcome,onset_date\n"
+AE_ROW = "NCT05003921,AG01-{n:03d},E1,Nausea,{severity},N,recovered/resolved,2023-01-11\n"
+
+
+def test_load_names_every_bad_row_and_keeps_what_was_stored(tmp_path: Path) -> None:
+    """Through the CLI's mapping processes: each bad row with its file, row and field (as
+    `map` lists them), the file's summary last, exit 2, and the store as it was."""
+    database = tmp_path / "s.db"
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text(AE_HEADER + AE_ROW.format(n=1, severity="mild"))
+    rows = [AE_ROW.format(n=n, severity="mild" if n % 2 else "extreme") for n in range(1, 50)]
+    bad.write_text(AE_HEADER + "".join(rows))
+
+    def load(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fhir_adapter.cli", "load",
+                               "adverse-events", str(path), "--database", str(database),
+                               "--no-progress"], capture_output=True, text=True, timeout=120)
+
+    assert load(good).returncode == 0
+    done = load(bad)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert lines[0].startswith(f"error: {bad}, row 2, field severity: 'extreme' is not one of")
+    assert lines[19].startswith(f"error: {bad}, row 40, field severity")
+    assert lines[20:] == ["error: ... and 4 more",
+                          f"error: {bad}: 24 invalid row(s): nothing written "
+                          "(--skip-invalid maps the valid rows)"]
+    store = open_store(str(database))
+    try:
+        assert store.search(SearchQuery("AdverseEvent", "R4")).total == 1
+    finally:
+        store.close()  # type: ignore[attr-defined]

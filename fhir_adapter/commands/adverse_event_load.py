@@ -14,6 +14,8 @@ from ..keyset import KeySet
 from ..output import invalid_error
 from ..validation import FhirVersion, validate
 
+SHOWN_ERRORS = 20  # bad rows listed one by one; the rest are counted
+
 
 class LoadReport:
     """What a load did: counts for the summary (kept as counters, so memory stays flat),
@@ -132,7 +134,9 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
             yield resource
     if report.errors:
         raise InputError(str(file), f"{len(report.errors)} invalid row(s): nothing written "
-                         "(--skip-invalid maps the valid rows)")
+                         "(--skip-invalid maps the valid rows)",
+                         rows=report.errors[:SHOWN_ERRORS],
+                         more_rows=max(len(report.errors) - SHOWN_ERRORS, 0))
 
 
 def _capacity(file: Path) -> int:

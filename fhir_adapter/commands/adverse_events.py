@@ -7,13 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
 from ..output import write_resources
 from ..validation import normalise_version
 from .adverse_event_load import LoadReport, adverse_event_resources
 from .options import fhir_version_option, output_options
-
-_SHOWN_ERRORS = 20  # bad rows listed one by one; the rest are counted
 
 
 @click.command("adverse-events")
@@ -49,16 +46,7 @@ def map_adverse_events_command(file: Path, supplemental: Path | None, study: str
     resources = adverse_event_resources(file, version, report, supplemental=supplemental,
                                         study=study, timezone=timezone,
                                         intervention=intervention, skip_invalid=skip_invalid)
-    try:
-        count = write_resources(resources, output, ndjson)
-    except InputError:
-        for error in report.errors[:_SHOWN_ERRORS]:
-            click.echo(f"error: {error}", err=True)
-            for detail in error.details:
-                click.echo(f"  also: {detail}", err=True)
-        if len(report.errors) > _SHOWN_ERRORS:
-            click.echo(f"error: ... and {len(report.errors) - _SHOWN_ERRORS} more", err=True)
-        raise
+    count = write_resources(resources, output, ndjson)  # bad rows: InputError.rows
     source = report.source
     for error in report.skipped:
         click.echo(f"skipped: {error}", err=True)
