@@ -514,3 +514,24 @@ def _load_and_list_prepared(opened: SqlStore) -> None:
         assert not [s for s in prepared if "res_id = ANY" in s], prepared
     finally:
         opened.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 19, 20, 21, 45, 60])
+def test_sqlite_inserts_rows_in_statements_of_several(tmp_path: Path, count: int) -> None:
+    """bulk._insert writes SQLITE_ROWS rows a statement and the rest one by one: every row,
+    in order, whatever the count; a row of the wrong width is still refused by sqlite3."""
+    import sqlite3
+
+    from fhir_adapter.store import bulk
+
+    conn = sqlite3.connect(tmp_path / "t.db")
+    columns = bulk.COLUMNS["idx_token"]
+    conn.execute(f"CREATE TABLE idx_token ({', '.join(columns)})")
+    rows = [("AdverseEvent", f"id{n:03d}", "R4", "code", 0, "sys", f"c{n}", None)
+            for n in range(count)]
+    bulk._insert(conn.cursor(), "sqlite", "idx_token", rows)
+    assert conn.execute(f"SELECT {', '.join(columns)} FROM idx_token ORDER BY rowid"
+                        ).fetchall() == rows
+    with pytest.raises(sqlite3.ProgrammingError):
+        bulk._insert(conn.cursor(), "sqlite", "idx_token", [*rows, rows[0][:7]] if rows
+                     else [("x",) * 7] * bulk.SQLITE_ROWS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
+from itertools import chain
 from typing import Any, NamedTuple
 
 from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
@@ -35,6 +36,10 @@ SQLITE_CACHE = -65536
 SORT_ROWS = 200_000
 SORT_CACHE = -8192
 SORT_THREADS = 2
+# Rows per INSERT statement on SQLite (VALUES (...), (...), ...). sqlite3's executemany
+# resets, binds and steps once per statement: an 8-column index row took 3.0 us a row one
+# by one and 1.7 us twenty at a time (40 at a time no faster, 100 slower again).
+SQLITE_ROWS = 20
 
 
 class Rep(NamedTuple):
@@ -135,8 +140,10 @@ def statements(dialect: str) -> dict[str, str]:
         if dialect == "postgresql":  # COPY: one round trip per table and batch
             out[table] = f"COPY {table} ({', '.join(names)}) FROM STDIN"
         else:
-            out[table] = (f"INSERT INTO {table} ({', '.join(names)}) "
-                          f"VALUES ({', '.join([p] * len(names))})")
+            head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+            row = f"({', '.join([p] * len(names))})"
+            out[table] = head + row
+            out[f"{table}*"] = head + ", ".join([row] * SQLITE_ROWS)
     for table in EXTRACTORS:
         out[f"unindex_{table}"] = f"DELETE FROM idx_{table} WHERE res_type = {p} AND res_id = {p}"
     return out
@@ -145,7 +152,17 @@ def statements(dialect: str) -> dict[str, str]:
 def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
     sql = statements(dialect)[table]
     if dialect != "postgresql":
-        cur.executemany(sql, rows)
+        whole = len(rows) - len(rows) % SQLITE_ROWS
+        if whole:  # SQLITE_ROWS rows a statement, their values in one flat list
+            flat = list(chain.from_iterable(rows[:whole] if whole < len(rows) else rows))
+            width = len(COLUMNS[table]) * SQLITE_ROWS
+            if len(flat) != width * (whole // SQLITE_ROWS):
+                whole = 0  # a row of another width: one by one, where sqlite3 names it
+            else:
+                cur.executemany(statements(dialect)[f"{table}*"],
+                                [flat[at:at + width] for at in range(0, len(flat), width)])
+        if whole < len(rows):
+            cur.executemany(sql, rows[whole:])
         return
     with cur.copy(sql) as copy:
         for row in rows:
