@@ -82,6 +82,10 @@ def _unknown(store: Store, rid: str, version: FhirVersion, own: set[tuple[str, s
         everything.close()  # type: ignore[attr-defined]
 
 
+class BadTypeName(ValueError):
+    """A --type / _type value that is not a resource type name (not a file name either)."""
+
+
 def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
                   types: Sequence[str] | None = None, study: str | None = None,
                   since: str | None = None, overwrite: bool = False) -> ExportSummary:
@@ -91,7 +95,7 @@ def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
     `overwrite`, which also removes those that this export leaves empty (so the directory
     holds one export, not a mix)."""
     if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
-        raise ValueError(f"not a resource type name: {bad[0]!r}")
+        raise BadTypeName(f"not a resource type name: {bad[0]!r}")
     if types:
         existing = [p for p in (directory / f"{t}.ndjson" for t in types) if p.exists()]
     else:  # glob of a missing directory: nothing

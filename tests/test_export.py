@@ -212,9 +212,25 @@ def test_the_command(loaded: SqlStore, tmp_path: Path) -> None:
     again = runner.invoke(cli, ["export", str(tmp_path / "out"), "--type", "../Patient"],
                           env={"FHIR_ADAPTER_DATABASE_URL": url})
     assert again.exit_code == 2 and "'../Patient'" in again.output
+    assert "--type" in again.output
     since = runner.invoke(cli, ["export", str(tmp_path / "out"), "--since", "soon"],
                           env={"FHIR_ADAPTER_DATABASE_URL": url})
     assert since.exit_code == 2 and "--since" in since.output
+
+
+def test_only_a_bad_type_name_is_blamed_on_type(loaded: SqlStore, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any other ValueError while exporting is not reported as a --type problem."""
+    from fhir_adapter import export
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("something else")
+
+    monkeypatch.setattr(export, "export_ndjson", broken)
+    url = loaded.engine.url.render_as_string(hide_password=False)
+    done = CliRunner().invoke(cli, ["export", str(tmp_path / "out")],
+                              env={"FHIR_ADAPTER_DATABASE_URL": url})
+    assert isinstance(done.exception, ValueError) and "--type" not in done.output
 
 
 def test_since_narrows_what_is_written_not_the_scope(loaded: SqlStore, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def export_command(directory: Path, database: str | None, fhir_version: str,
     """Write the stored resources to DIRECTORY/<Type>.ndjson (FHIR Bulk Data layout), one
     resource per line, as the server serves them; all files appear once the export is done."""
     from ..errors import BadRequest
-    from ..export import export_ndjson
+    from ..export import BadTypeName, export_ndjson
     from ..store import open_store
     from ..store.reading import since_instant
     from ..validation import normalise_version
@@ -44,7 +44,7 @@ def export_command(directory: Path, database: str | None, fhir_version: str,
         summary = export_ndjson(store, directory, normalise_version(fhir_version),
                                 types=types or None, study=study, since=since,
                                 overwrite=overwrite)
-    except ValueError as exc:
+    except BadTypeName as exc:  # only this: any other ValueError is not about --type
         raise click.BadParameter(str(exc), param_hint="--type") from exc
     finally:
         store.close()
