@@ -535,3 +535,7 @@ def test_sqlite_inserts_rows_in_statements_of_several(tmp_path: Path, count: int
     with pytest.raises(sqlite3.ProgrammingError):
         bulk._insert(conn.cursor(), "sqlite", "idx_token", [*rows, rows[0][:7]] if rows
                      else [("x",) * 7] * bulk.SQLITE_ROWS)
+    # one row too long and one too short: the statement's value count would match
+    mixed = [("y",) * 9, ("y",) * 7, *[("y",) * 8] * (bulk.SQLITE_ROWS - 2)]
+    with pytest.raises(sqlite3.ProgrammingError):
+        bulk._insert(conn.cursor(), "sqlite", "idx_token", mixed)

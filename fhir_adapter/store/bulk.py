@@ -153,14 +153,14 @@ def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
     sql = statements(dialect)[table]
     if dialect != "postgresql":
         whole = len(rows) - len(rows) % SQLITE_ROWS
+        columns = len(COLUMNS[table])
+        if whole and any(len(row) != columns for row in rows):
+            whole = 0  # a row of another width: one by one, where sqlite3 names it
         if whole:  # SQLITE_ROWS rows a statement, their values in one flat list
             flat = list(chain.from_iterable(rows[:whole] if whole < len(rows) else rows))
-            width = len(COLUMNS[table]) * SQLITE_ROWS
-            if len(flat) != width * (whole // SQLITE_ROWS):
-                whole = 0  # a row of another width: one by one, where sqlite3 names it
-            else:
-                cur.executemany(statements(dialect)[f"{table}*"],
-                                [flat[at:at + width] for at in range(0, len(flat), width)])
+            width = columns * SQLITE_ROWS
+            cur.executemany(statements(dialect)[f"{table}*"],
+                            [flat[at:at + width] for at in range(0, len(flat), width)])
         if whole < len(rows):
             cur.executemany(sql, rows[whole:])
         return
