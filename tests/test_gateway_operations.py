@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,23 @@ def test_ingest_errors(client) -> None:
     outcome = loads(broken.data)
     assert outcome["resourceType"] == "OperationOutcome"
     assert "fhir-adapter-ingest" not in outcome["issue"][0]["diagnostics"]
+
+
+def test_ingest_names_each_bad_row(client) -> None:
+    """An adverse-event upload with bad rows: 422, the file's summary first, then one issue
+    per bad row (uploaded file name, row, field), and nothing stored."""
+    header = "study_id,subject_id,event_id,verbatim_term,severity,serious,outcome,onset_date\n"
+    rows = "".join(f"NCT05003921,ING-{n:03d},E1,Nausea,{'extreme' if n % 2 else 'mild'},N,"
+                   "recovered/resolved,2023-01-11\n" for n in range(1, 6))
+    before = loads(client.get("/fhir/AdverseEvent?_summary=count").data)["total"]
+    r = client.post("/fhir/$ingest?kind=adverse-events",
+                    data={"file": (io.BytesIO((header + rows).encode()), "ae.csv")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 422, r.data
+    issues = [i["diagnostics"] for i in loads(r.data)["issue"]]
+    assert issues[0].endswith("3 invalid row(s): nothing written "
+                              "(--skip-invalid maps the valid rows)")
+    assert [i.split(":")[0] for i in issues[1:]] == [
+        f"ae.csv, row {n}, field severity" for n in (1, 3, 5)]
+    assert not any("fhir-adapter-ingest" in i for i in issues)
+    assert loads(client.get("/fhir/AdverseEvent?_summary=count").data)["total"] == before

@@ -111,5 +111,8 @@ def ingest(c: Ctx, request: Request) -> dict[str, Any]:
         except InputError as exc:
             # Report the uploaded file names, not our temporary copies.
             message = str(exc).replace(f"{folder}/", "")
-            raise InvalidResource(message, [Issue("error", "invalid", message)]) from exc
+            rows = [str(row).replace(f"{folder}/", "") for row in exc.rows]
+            rows += [f"... and {exc.more_rows} more"] if exc.more_rows else []
+            raise InvalidResource(message, [Issue("error", "invalid", text)
+                                            for text in (message, *rows)]) from exc
     return _parameters(summary, [w.replace(f"{folder}/", "") for w in warnings])
