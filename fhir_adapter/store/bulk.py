@@ -154,7 +154,7 @@ def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
     if dialect != "postgresql":
         whole = len(rows) - len(rows) % SQLITE_ROWS
         columns = len(COLUMNS[table])
-        if whole and any(len(row) != columns for row in rows):
+        if whole and set(map(len, rows)) != {columns}:
             whole = 0  # a row of another width: one by one, where sqlite3 names it
         if whole:  # SQLITE_ROWS rows a statement, their values in one flat list
             flat = list(chain.from_iterable(rows[:whole] if whole < len(rows) else rows))
