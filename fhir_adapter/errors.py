@@ -100,14 +100,18 @@ class InputError(Exception):
     rows: list[InputError] = field(default_factory=list)
     more_rows: int = 0
 
+    def row_texts(self) -> list[str]:
+        """Each listed row's text, then how many more there were (an OperationOutcome's)."""
+        more = [f"... and {self.more_rows} more"] if self.more_rows else []
+        return [str(row) for row in self.rows] + more
+
     def lines(self) -> list[str]:
         """What the command line prints: each listed row (and its details), then this."""
         out = []
-        for row in self.rows:
-            out.append(f"error: {row}")
-            out += [f"  also: {detail}" for detail in row.details]
-        if self.more_rows:
-            out.append(f"error: ... and {self.more_rows} more")
+        for at, text in enumerate(self.row_texts()):
+            out.append(f"error: {text}")
+            if at < len(self.rows):
+                out += [f"  also: {detail}" for detail in self.rows[at].details]
         return [*out, f"error: {self}"]
 
     def __str__(self) -> str:

@@ -111,8 +111,7 @@ def ingest(c: Ctx, request: Request) -> dict[str, Any]:
         except InputError as exc:
             # Report the uploaded file names, not our temporary copies.
             message = str(exc).replace(f"{folder}/", "")
-            rows = [str(row).replace(f"{folder}/", "") for row in exc.rows]
-            rows += [f"... and {exc.more_rows} more"] if exc.more_rows else []
+            rows = [text.replace(f"{folder}/", "") for text in exc.row_texts()]
             raise InvalidResource(message, [Issue("error", "invalid", text)
                                             for text in (message, *rows)]) from exc
     return _parameters(summary, [w.replace(f"{folder}/", "") for w in warnings])
