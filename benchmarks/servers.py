@@ -27,14 +27,17 @@ class Setup:
 
     worker_class: str  # "sync" | "gthread"
     workers: int = 2
+    preload: bool = False  # --preload: the master loads the app before it listens and forks
 
     @property
     def label(self) -> str:
         extra = f", {THREADS} threads" if self.worker_class == "gthread" else ""
+        extra += ", --preload" if self.preload else ""
         return f"gunicorn {self.workers} {self.worker_class} workers{extra}"
 
     def args(self) -> list[str]:
         out = ["-w", str(self.workers), "-k", self.worker_class]
+        out += ["--preload"] if self.preload else []
         return out + (["--threads", str(THREADS)] if self.worker_class == "gthread" else [])
 
 

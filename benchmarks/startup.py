@@ -1,6 +1,9 @@
 """Start-up: `fhir-adapter --help` wall time against a bare interpreter (`python -c pass`),
-and a fresh gunicorn gateway's time to listen and first-request latency (a read by id)
-against the bare-Flask ceiling started the same way. Medians of a few repetitions."""
+and a fresh gunicorn gateway's time to its first response and first-request latency (a read
+by id) against the bare-Flask ceiling started the same way: plain, where each worker loads
+the app after the master listens, and with `--preload` (the README's production option),
+where the master loads it before it listens and the workers fork ready. Medians of a few
+repetitions."""
 
 from __future__ import annotations
 
@@ -42,11 +45,12 @@ def _read_path(database: str) -> str:
     return f"/fhir/AdverseEvent/{found.matches[0].id}"
 
 
-def _fresh(app: str, env: dict[str, str], path: str) -> tuple[float, float, bytes, str]:
+def _fresh(app: str, setup: Setup, env: dict[str, str], path: str
+           ) -> tuple[float, float, bytes, str]:
     """(seconds from spawn to the first response, ms of that first request from the moment
-    the port listened, body, content type). gunicorn's master listens before its workers
-    have imported the app, so the first request also waits for that import."""
-    with gunicorn(app, Setup("sync"), env) as server:
+    the port listened, body, content type). Without --preload gunicorn's master listens
+    before its workers have imported the app, so the first request also waits for that."""
+    with gunicorn(app, setup, env) as server:
         status, ctype, body = get(server.port, path, timeout=60)
         answered = time.perf_counter()
         if status != 200:
@@ -67,19 +71,28 @@ def run(quick: bool) -> list[dict]:
     size, database, note = store_for(10_000, quick, fallback=True)
     path = _read_path(str(database))
     env = {"FHIR_ADAPTER_DATABASE_URL": str(database)}
+    for preload in (False, True):
+        out += _first_requests(Setup("sync", preload=preload), env, path, size, note,
+                               1 if quick else 3)
+    return out
+
+
+def _first_requests(setup: Setup, env: dict[str, str], path: str, size: int, note: str,
+                    servers: int) -> list[dict]:
+    """The gateway's and the ceiling's fresh servers under `setup`, alternating."""
     ours, bare = [], []
-    for _ in range(1 if quick else 3):
-        listen, first, body, ctype = _fresh(GATEWAY_APP, env, path)
+    for _ in range(servers):
+        listen, first, body, ctype = _fresh(GATEWAY_APP, setup, env, path)
         ours.append((listen, first))
         (OUT / "ceiling-first.json").write_bytes(body)
         manifest = OUT / "ceiling-first-manifest.json"
         manifest.write_text(json.dumps({path: [str(OUT / "ceiling-first.json"), ctype]}))
-        listen, first, _, _ = _fresh(CEILING_APP, {"FHIR_ADAPTER_BENCH_CEILING": str(manifest)},
-                                     path)
+        listen, first, _, _ = _fresh(CEILING_APP, setup,
+                                     {"FHIR_ADAPTER_BENCH_CEILING": str(manifest)}, path)
         bare.append((listen, first))
-    label = f"fresh gateway ({Setup('sync').label}, {size:,} AE store)"
+    label = f"fresh gateway ({setup.label}, {size:,} AE store)"
     med = statistics.median
-    return out + [
+    return [
         result(f"{label}: spawn to first response", "s", med(x[0] for x in ours),
                baseline="bare Flask, same gunicorn", baseline_value=med(x[0] for x in bare)),
         result(f"{label}: first request (read by id) once listening", "ms",
