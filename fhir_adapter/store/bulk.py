@@ -150,7 +150,8 @@ def statements(dialect: str) -> dict[str, str]:
 
 
 def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
-    sql = statements(dialect)[table]
+    known = statements(dialect)
+    sql = known[table]
     if dialect != "postgresql":
         whole = len(rows) - len(rows) % SQLITE_ROWS
         columns = len(COLUMNS[table])
@@ -159,7 +160,7 @@ def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
         if whole:  # SQLITE_ROWS rows a statement, their values in one flat list
             flat = list(chain.from_iterable(rows[:whole] if whole < len(rows) else rows))
             width = columns * SQLITE_ROWS
-            cur.executemany(statements(dialect)[f"{table}*"],
+            cur.executemany(known[f"{table}*"],
                             [flat[at:at + width] for at in range(0, len(flat), width)])
         if whole < len(rows):
             cur.executemany(sql, rows[whole:])
