@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlencode
 
+import fhir_adapter.gateway.elements as elements
+
 from ..errors import BadRequest
 from ..store.base import SearchQuery, Stored
 from ..store.canonical import dumps
-from . import elements
 from .bundle import assemble
 from .context import Ctx
 from .includes import included
