@@ -50,7 +50,7 @@ from typing import Any
 
 from .. import ids
 from ..dates import parse_date, to_fhir_datetime
-from ..sources.adverse_event import AdverseEventRecord
+from ..records import AdverseEventRecord
 from ..validation import FhirVersion
 from . import Mapped
 from .adverse_event_codes import AE_RESEARCH, BACKPORT, ICH_CRITERIA, Codes

@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..conceptmaps import all_maps, lookup, translate
-from ..sources.adverse_event import CRITERIA, AdverseEventRecord
+from ..records import CRITERIA, ICH_CRITERIA, AdverseEventRecord
 from ..validation import FhirVersion
 from . import Mapped
 
 BACKPORT = "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/"
 AE_RESEARCH = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/"
-ICH_CRITERIA = CRITERIA[:6]  # AESCAN and AESOD are older, non-ICH flags
 
 
 class Codes:

@@ -56,7 +56,7 @@ from typing import Any
 from .. import ids
 from ..conceptmaps import translate
 from ..dates import ParsedDate, is_after, to_fhir_datetime
-from ..sources.enrollment import EnrollmentRecord
+from ..records import EnrollmentRecord
 from ..validation import FhirVersion
 from . import Mapped
 from .subject_course import (

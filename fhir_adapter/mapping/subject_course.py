@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from ..conceptmaps import Target, translate
 from ..dates import ParsedDate
-from ..sources.enrollment import CourseEvent, EnrollmentRecord
+from ..records import CourseEvent, EnrollmentRecord
 from ..validation import FhirVersion
 
 R4_STATE = "http://hl7.org/fhir/research-subject-status"

@@ -18,7 +18,7 @@ import orjson
 
 from ..dates import DateParseError, is_after, parse_date
 from ..errors import InputError
-from .adverse_event import AdverseEventRecord, AdverseEventSource, MeddraTerm
+from ..records import AdverseEventItem, AdverseEventRecord, MeddraTerm
 from .schemas import input_schema, input_validator
 from .tabular import columns, read_rows
 
@@ -45,18 +45,19 @@ def _validator() -> jsonschema.Draft202012Validator:
     return input_validator("adverse-event")
 
 
-def open_format_file(path: Path, kind: str, study: str | None,
-                     warnings: list[str]) -> AdverseEventSource:
-    """The record stream of a file in our format; `kind` is "csv" or "json" (JSON or JSONL)."""
+def open_format_file(path: Path, kind: str, study: str | None
+                     ) -> tuple[str, Iterator[AdverseEventItem]]:
+    """(format, record stream) of a file in our format; `kind` is "csv" or "json" (the
+    format found is "json" or "jsonl")."""
     if kind == "csv":
         unknown = [c for c in columns(path) if c not in schema()["properties"]]
         if unknown:
             raise InputError(str(path), f"unknown column(s) {', '.join(unknown)}: expected "
                              f"{', '.join(schema()['properties'])}", field_name=unknown[0])
         items = ((row.number, row.values) for row in read_rows(path))
-        return AdverseEventSource(path, "csv", _records(path, items, study), warnings)
+        return "csv", _records(path, items, study)
     kind, items = _json_items(path)
-    return AdverseEventSource(path, kind, _records(path, items, study), warnings)
+    return kind, _records(path, items, study)
 
 
 def _json_items(path: Path) -> tuple[str, Iterator[tuple[int, Any]]]:
@@ -94,7 +95,7 @@ def _lines(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _records(path: Path, items: Iterator[tuple[int, Any]],
-             study: str | None) -> Iterator[AdverseEventRecord | InputError]:
+             study: str | None) -> Iterator[AdverseEventItem]:
     for number, item in items:
         try:
             yield to_record(str(path), number, item, study)

@@ -17,10 +17,13 @@ from typing import Any
 from ..conceptmaps import all_maps, source_codes
 from ..dates import DateParseError, is_after, parse_date
 from ..errors import InputError
-from .adverse_event import CRITERIA, VOCABULARY, AdverseEventRecord, MeddraTerm
+from ..records import CRITERIA, AdverseEventRecord, MeddraTerm
 from .suppae import id_value
 from .tabular import Row, read_rows
 
+# Record field -> ConceptMap whose source codes are the accepted values.
+VOCABULARY = {"severity": "sdtm-aesev-severity", "outcome": "sdtm-aeout-outcome-r4",
+              "relatedness": "sdtm-aerel-relatedness", "action": "sdtm-aeacn-action-taken"}
 # SDTM variable -> record field, for error messages and the unused-column warning.
 SDTM_FIELDS = {
     "STUDYID": "study", "USUBJID": "subject_id", "AESEQ": "event_key", "AESPID": "sponsor_id",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,10 @@ import orjson
 
 from ..dates import DateParseError, ParsedDate, is_after, parse_date
 from ..errors import InputError
+from ..records import CourseEvent, EnrollmentItem, EnrollmentRecord  # noqa: F401 (re-exported)
 from .quickcheck import compile_schema
 from .schemas import input_schema, input_validator
+from .sdtm_dm import read_sdtm
 from .tabular import columns, read_rows
 
 END_STATUSES = frozenset({"screen-failure", "completed", "withdrawn", "discontinued"})
@@ -38,54 +39,7 @@ _DOCUMENT_KEYS = frozenset({"description", "study", "enrollments"})
 _INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
 
 
-@dataclass(frozen=True)
-class CourseEvent:
-    """One step of a subject's course: an SDTM DS row, or the status of our format."""
-
-    term: str  # SDTM DSDECOD, or our status code
-    vocabulary: str  # "sdtm" (DSDECOD) | "enrollment" (our status)
-    category: str  # "disposition" | "milestone" | "status"
-    date: ParsedDate | None
-    text: str | None  # our end_reason (SDTM: None, see mapping.subject)
-    seq: float  # DSSEQ: order of events on the same date
-    file: str
-    row: int
-
-
-@dataclass(frozen=True)
-class EnrollmentRecord:
-    """One subject of one study, format-neutral; dates stay as parsed ISO 8601 values."""
-
-    file: str
-    row: int
-    format: str  # "enrollment" | "sdtm"
-    study: str
-    subject_id: str
-    subject_number: str | None = None  # SDTM SUBJID
-    site_id: str | None = None
-    arm: str | None = None
-    arm_code: str | None = None
-    actual_arm: str | None = None
-    actual_arm_code: str | None = None
-    consent_date: ParsedDate | None = None  # RFICDTC / consent_date
-    start_date: ParsedDate | None = None  # RFSTDTC / enrollment_date
-    end_date: ParsedDate | None = None  # RFPENDTC / end_date
-    treatment_end_date: ParsedDate | None = None  # RFENDTC
-    events: tuple[CourseEvent, ...] = ()
-    end_reason: str | None = None
-    sex: str | None = None
-    birth_year: int | None = None
-    age: float | None = None
-    age_unit: str | None = None  # SDTM AGEU; our format: YEARS
-    races: tuple[str, ...] = ()
-    ethnicity: str | None = None
-    country: str | None = None
-    death_flag: bool = False
-    death_date: ParsedDate | None = None
-    unmapped: tuple[str, ...] = ()  # source facts no field holds, for the mapping's warnings
-
-
-Item = EnrollmentRecord | InputError
+Item = EnrollmentItem
 
 
 def schema() -> dict[str, Any]:
@@ -135,8 +89,6 @@ def read_enrollments(path: str | Path, *, disposition: str | Path | None = None,
     order; `study` (an NCT id or sponsor study id) takes precedence over the file's own."""
     kind = detect_format(path)
     if kind == "sdtm":
-        from .sdtm_dm import read_sdtm
-
         yield from read_sdtm(Path(path), disposition, supplemental, study)
         return
     for option, value in (("--disposition", disposition), ("--supplemental", supplemental)):

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..dates import DateParseError, ParsedDate, parse_date
 from ..errors import InputError
-from .enrollment import CourseEvent, EnrollmentRecord, Item
+from ..records import CourseEvent, EnrollmentRecord
+from ..records import EnrollmentItem as Item
 from .tabular import Row, columns, read_rows
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
