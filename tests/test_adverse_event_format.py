@@ -12,8 +12,8 @@ import pytest
 from golden import GOLDEN, check_golden
 
 from fhir_adapter import conceptmaps, ids
-from fhir_adapter.commands.adverse_event_load import LoadReport, adverse_event_resources
 from fhir_adapter.errors import InputError
+from fhir_adapter.pipeline.adverse_events import LoadReport, adverse_event_resources
 from fhir_adapter.sources.adverse_event import AdverseEventRecord, open_adverse_events
 from fhir_adapter.sources.adverse_event_format import schema
 from fhir_adapter.validation import validate

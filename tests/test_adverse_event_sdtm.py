@@ -11,8 +11,8 @@ import pytest
 from conftest import fixture_path
 from golden import GOLDEN, check_golden
 
-from fhir_adapter.commands.adverse_event_load import LoadReport, adverse_event_resources
 from fhir_adapter.errors import InputError
+from fhir_adapter.pipeline.adverse_events import LoadReport, adverse_event_resources
 from fhir_adapter.sources.adverse_event import AdverseEventRecord, open_adverse_events
 from fhir_adapter.validation import validate
 
