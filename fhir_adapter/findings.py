@@ -87,23 +87,11 @@ def tags(findings: Iterable[Finding]) -> list[dict[str, str]]:
             for rule in RULES.values() if rule.id in found]
 
 
-def mark(resource: dict[str, Any], findings: Iterable[Finding]) -> None:
-    """Tag `resource` with its findings (meta right after id, where FHIR puts it)."""
+def meta(findings: Iterable[Finding]) -> dict[str, Any]:
+    """{"meta": {"tag": [...]}} for a record with findings (to follow a resource's id), else
+    {}."""
     codings = tags(findings)
-    if not codings:
-        return
-    items = list(resource.items())
-    meta = dict(resource.get("meta") or {})
-    meta["tag"] = [*meta.get("tag", []), *codings]
-    resource.clear()
-    for key, value in items:
-        if key == "meta":
-            continue
-        resource[key] = value
-        if key == "id":
-            resource["meta"] = meta
-    if "meta" not in resource:
-        resource["meta"] = meta
+    return {"meta": {"tag": codings}} if codings else {}
 
 
 def code_system() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..findings import RULES, mark
+from ..findings import RULES
 from ..keyset import KeySet
 from ..output import invalid_error
 from ..validation import FhirVersion, validate
@@ -133,7 +133,6 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
             continue
         for text in mapped.warnings:
             report.warn(text, f"{item.file}, row {item.row}")
-        mark(event, item.findings)
         fresh = [event]
         for resource in mapped.resources[1:]:
             if resource["id"] not in shared:

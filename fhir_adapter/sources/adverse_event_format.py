@@ -3,7 +3,10 @@
 
 Each row or object is coerced from text first (CSV cells are text; JSON may hold "Y" or "3"
 as well), then validated against the published JSON Schema, so the schema is the one place
-that says what is accepted. Errors name the file, the row (CSV data row, array item or JSON
+that says what is accepted. Values that contradict each other (not serious, yet a criterion
+met; a fatal outcome not resulting in death, ...) are not the schema's to refuse: they are
+findings, mapped as recorded (the table in `adverse_event_checks.py`); an end date before
+the onset stays an error. Errors name the file, the row (CSV data row, array item or JSON
 Lines line, from 1), the column and what was expected.
 """
 
@@ -19,6 +22,7 @@ import orjson
 from ..dates import DateParseError, is_after, parse_date
 from ..errors import InputError
 from ..records import AdverseEventItem, AdverseEventRecord, MeddraTerm
+from .adverse_event_checks import ae_findings
 from .schemas import input_schema, input_validator
 from .tabular import columns, read_rows
 
@@ -32,6 +36,8 @@ COLUMNS = {"study": "study_id", "subject_id": "subject_id", "event_key": "event_
            "end": "end_date", "recorded": "recorded_date", "outcome": "outcome",
            "relatedness": "relatedness", "actions": "action_taken", "expected": "expected",
            "intervention": "intervention"}
+# SDTM variable -> our column, for findings' messages.
+_OUR_COLUMN = {"AESER": "serious", "AEOUT": "outcome", **{v: c for c, v in CRITERIA.items()}}
 _TRUE = {"y", "yes", "true", "1"}
 _FALSE = {"n", "no", "false", "0"}
 
@@ -126,6 +132,10 @@ def to_record(file: str, number: int, item: Any, study: str | None) -> AdverseEv
     record_study = study or data.get("study_id")
     if not record_study:
         raise InputError(file, "required value is missing (or give --study)", number, "study_id")
+    criteria = {var: data[col] for col, var in CRITERIA.items() if col in data}
+    outcome = _upper(data.get("outcome"))
+    findings = ae_findings(file, number, data.get("serious"), criteria, outcome,
+                           lambda name: _OUR_COLUMN.get(name, name))
     meddra = tuple(MeddraTerm(level, data.get(f"meddra_{level}_term"),
                               data.get(f"meddra_{level}_code"))
                    for level in ("llt", "pt", "soc")
@@ -135,13 +145,13 @@ def to_record(file: str, number: int, item: Any, study: str | None) -> AdverseEv
         event_key=data["event_id"], verbatim_term=data["verbatim_term"], columns=COLUMNS,
         meddra=meddra, categories=tuple(c for c in [data.get("category")] if c),
         severity=_upper(data.get("severity")), grade=data.get("ctcae_grade"),
-        serious=data.get("serious"),
-        criteria={var: data[col] for col, var in CRITERIA.items() if col in data},
+        serious=data.get("serious"), criteria=criteria,
         onset=data.get("onset_date"), end=data.get("end_date"),
-        recorded=data.get("recorded_date"), outcome=_upper(data.get("outcome")),
+        recorded=data.get("recorded_date"), outcome=outcome,
         relatedness=_upper(data.get("relatedness")),
         actions=tuple(a.upper() for a in data.get("action_taken", ())),
-        expected=data.get("expected"), intervention=data.get("intervention"))
+        expected=data.get("expected"), intervention=data.get("intervention"),
+        findings=findings)
 
 
 def _upper(value: Any) -> str | None:

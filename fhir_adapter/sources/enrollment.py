@@ -10,6 +10,20 @@ Rows are read one at a time, so memory stays flat however long the file (a JSON 
 the exception: it is parsed whole; use JSON Lines or CSV for large files). A bad row becomes an
 `InputError` naming file, row, column and what was expected; it is yielded in place of the
 record, so a caller may stop at it or skip it. Problems with the file itself are raised.
+
+Cross-field checks of our format (SDTM DM/DS: `sdtm_dm.py`), findings or errors:
+
+  check                                          decision  rule / why
+  end_date or end_reason with a status that is   finding   enrollment-end-with-ongoing-status:
+    not completed/withdrawn/discontinued/                  the status is kept, end_date ends
+    screen-failure                                         the period, end_reason is the text
+                                                           of the status's reason (R5)
+  consent_date, enrollment_date, status_date,    finding   enrollment-dates-out-of-order: each
+    end_date not in that order                             date kept where it maps; a period
+                                                           ending before its start leaves the
+                                                           end out (per-1), R5 progress keeps it
+  a date that does not parse, a value outside    error     nothing valid to build from it
+    the schema, no study
 """
 
 from __future__ import annotations
@@ -25,7 +39,12 @@ import orjson
 
 from ..dates import DateParseError, ParsedDate, is_after, parse_date
 from ..errors import InputError
-from ..records import CourseEvent, EnrollmentItem, EnrollmentRecord  # noqa: F401 (re-exported)
+from ..records import (  # noqa: F401 (CourseEvent, EnrollmentRecord re-exported)
+    CourseEvent,
+    EnrollmentItem,
+    EnrollmentRecord,
+    Finding,
+)
 from .quickcheck import compile_schema
 from .schemas import input_schema, input_validator
 from .sdtm_dm import read_sdtm
@@ -185,7 +204,7 @@ def parse_record(values: dict[str, Any], file: str, row: int, study: str | None 
         raise InputError(file, "expected the study (an NCT id or sponsor study id) in a study "
                          "column, the JSON document, or --study", row, "study")
     status = data.get("status")
-    _check_course(status, data, dates, file, row)
+    findings = _check_course(status, data, dates, file, row)
     events: tuple[CourseEvent, ...] = ()
     if status:
         when = dates.get("status_date") or (dates.get("end_date") if status in END_STATUSES
@@ -201,7 +220,7 @@ def parse_record(values: dict[str, Any], file: str, row: int, study: str | None 
         sex=data.get("sex"), birth_year=data.get("birth_year"),
         age=float(data["age"]) if "age" in data else None,
         age_unit="YEARS" if "age" in data else None, races=tuple(data.get("race", ())),
-        ethnicity=data.get("ethnicity"), country=data.get("country"))
+        ethnicity=data.get("ethnicity"), country=data.get("country"), findings=findings)
 
 
 def _clean(values: dict[str, Any], from_text: bool) -> dict[str, Any]:
@@ -250,18 +269,23 @@ def _describe(error: jsonschema.ValidationError, data: dict[str, Any]) -> tuple[
 
 
 def _check_course(status: str | None, data: dict[str, Any], dates: dict[str, ParsedDate],
-                  file: str, row: int) -> None:
-    """Facts of one row that contradict each other are a bad row, not a guess."""
+                  file: str, row: int) -> tuple[Finding, ...]:
+    """Facts of one row that contradict each other: findings, mapped as recorded (the table
+    in the module docstring)."""
+    found = []
     if status and status not in END_STATUSES:
         for name in ("end_date", "end_reason"):
             if name in data:
-                raise InputError(file, f"expected no {name} with status {status!r} ({name} goes "
-                                 "with completed, withdrawn, discontinued or screen-failure)",
-                                 row, name)
+                found.append(Finding(file, row, name, "enrollment-end-with-ongoing-status",
+                                     f"{name} {data[name]!r} with status {status!r} ({name} "
+                                     "goes with completed, withdrawn, discontinued or "
+                                     "screen-failure): the status is kept"))
     order = [("consent_date", "enrollment_date"), ("consent_date", "end_date"),
              ("enrollment_date", "end_date"), ("consent_date", "status_date"),
              ("enrollment_date", "status_date")]
     for earlier, later in order:
         if earlier in dates and later in dates and is_after(dates[earlier], dates[later]):
-            raise InputError(file, f"expected {later} on or after {earlier} "
-                             f"({data[earlier]}), got {data[later]}", row, later)
+            found.append(Finding(file, row, later, "enrollment-dates-out-of-order",
+                                 f"{later} {data[later]} is before {earlier} "
+                                 f"{data[earlier]}: both kept"))
+    return tuple(found)
