@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from golden import GOLDEN, check_golden
 
 from fhir_adapter import findings
 from fhir_adapter.errors import InputError
@@ -180,3 +181,36 @@ def test_code_system_lists_the_rules_and_is_valid() -> None:
 def test_report_line_has_the_documented_keys(tmp_path: Path) -> None:
     _, collector = produce(CASES[0], tmp_path, "R4")
     assert list(collector.findings[0].as_dict()) == ["file", "row", "field", "rule", "message"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_golden_adverse_events_with_findings(version: str, update_golden: bool) -> None:
+    """Inconsistent SDTM AE rows (+ SUPPAE with AETRTEM and a conflict), mapped as recorded."""
+    folder = GOLDEN / "adverse_event"
+    collector = Collector()
+    resources = list(adverse_event_resources(
+        folder / "findings.input.csv", version, LoadReport(),
+        supplemental=folder / "findings.suppae.input.csv", reporter=collector))
+    report = [f.as_dict() | {"file": Path(str(f.file)).name} for f in collector.findings]
+    check_golden(folder / f"findings.{version.lower()}.expected.json",
+                 {"resources": resources, "report": report}, update_golden)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_golden_enrollments_with_findings_and_populations(version: str,
+                                                          update_golden: bool) -> None:
+    """Inconsistent DM rows with DS (DSTERM) and SUPPDM populations: Patients,
+    ResearchSubjects, then one Group per population."""
+    folder = GOLDEN / "enrollment"
+    collector = Collector()
+    resources = list(enrollment_resources(
+        folder / "findings.dm.input.csv", version, today=date(2026, 1, 2),
+        disposition=folder / "findings.ds.input.csv",
+        supplemental=folder / "findings.suppdm.input.csv", report=collector))
+    groups = {g["identifier"][0]["value"]: g for g in resources if g["resourceType"] == "Group"}
+    assert sorted(groups) == ["COMPLT8", "ITT", "SAFETY"]
+    assert groups["ITT"]["quantity"] == 5 and groups["SAFETY"]["quantity"] == 3
+    assert len({g["id"] for g in groups.values()}) == 3
+    report = [f.as_dict() | {"file": Path(str(f.file)).name} for f in collector.findings]
+    check_golden(folder / f"findings.{version.lower()}.expected.json",
+                 {"resources": resources, "report": report}, update_golden)

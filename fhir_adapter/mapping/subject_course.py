@@ -100,6 +100,8 @@ def _step(event: CourseEvent, field: str, version: FhirVersion, warn: list[str],
     sdtm = event.vocabulary == "sdtm"
     reason = _reason(None if sdtm else event.text, event.term, event.vocabulary)
     text = event.text or (event.term if sdtm and not implicit else None)
+    if sdtm and reason is None and event.text and event.text != event.term:
+        text = f"{event.term}: {event.text}"  # no coding holds DSDECOD: the text does
     return Step(event.date, field, state.code if state else None,
                 state.display if state else None, milestone, reason, text)
 

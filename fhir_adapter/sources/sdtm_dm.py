@@ -223,7 +223,7 @@ def _findings(row: Row, dates: dict[str, ParsedDate | None], died: bool,
     death = next((e for e in events if e.term.upper() == "DEATH"), None)
     if death and not died:
         found.append(Finding(row.file, row.number, "DTHFL", "dm-death-disposition-without-flag",
-                             f"DS row {death.row} (file {death.file}) is DEATH but DTHFL is "
+                             f"{Path(death.file).name} row {death.row} is DEATH but DTHFL is "
                              f"{flag}: written deceased"))
     for earlier, later, rule in (("RFSTDTC", "RFENDTC", "dm-reference-start-after-end"),
                                  ("RFICDTC", "RFSTDTC", "dm-consent-after-start")):
