@@ -246,3 +246,37 @@ def _study_id(study: str) -> str:
     from fhir_adapter import ids
 
     return ids.study_resource_id(study)
+
+
+def test_population_groups_are_searchable_on_both_stores(store_url: str,  # noqa: F811
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """SUPPDM populations loaded as Groups: found by code, identifier and member, R4 and R5;
+    a second load changes nothing (deterministic ids)."""
+    from golden import GOLDEN
+
+    from fhir_adapter.mapping.population import POPULATION_SYSTEM
+
+    folder = GOLDEN / "enrollment"
+    argv = ["load", "enrollments", str(folder / "findings.dm.input.csv"), "--disposition",
+            str(folder / "findings.ds.input.csv"), "--supplemental",
+            str(folder / "findings.suppdm.input.csv"), "--database", store_url, "--no-progress"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "Group: 3 created" in out
+    code, out, err = run(argv, capsys)
+    assert "Group: 0 created, 0 updated, 3 unchanged" in out
+    store = open_store(store_url)
+    try:
+        for version in ("R4", "R5"):
+            def ids_of(params: list[tuple[str, str]], v: str = version) -> list[str]:
+                found = store.search(SearchQuery("Group", v, params))
+                return [loads(m.json(v))["identifier"][0]["value"] for m in found.matches]
+
+            assert ids_of([("code", f"{POPULATION_SYSTEM}|ITT")]) == ["ITT"]
+            assert ids_of([("identifier", "SAFETY")]) == ["SAFETY"]
+            patient = store.search(SearchQuery("Patient", version, [("identifier", "S1-002")]))
+            pid = patient.matches[0].id
+            assert sorted(ids_of([("member", f"Patient/{pid}")])) == ["ITT", "SAFETY"]
+    finally:
+        store.close()
