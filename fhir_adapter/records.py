@@ -39,6 +39,9 @@ class Finding:
         """The error this finding is under --strict."""
         return InputError(self.file, f"{self.message} [{self.rule}]", self.row, self.field)
 
+    # The message states the contradiction only: how each rule maps the row is the rule's
+    # definition (fhir_adapter.findings.RULES, docs/findings.md), the same for every row.
+
     def __str__(self) -> str:
         return str(self.error())
 

@@ -13,20 +13,7 @@ from typing import Any, Literal
 from .errors import Issue
 from .fastschema import SchemaCompiler
 from .structures import Plans, make_plan, shape
-
-FhirVersion = Literal["R4", "R5"]
-VERSIONS: tuple[FhirVersion, ...] = ("R4", "R5")
-FHIR_RELEASE = {"R4": "4.0.1", "R5": "5.0.0"}
-
-
-def normalise_version(value: str) -> FhirVersion:
-    """'R4', 'r4', '4.0', '4.0.1', '5.0' ... -> 'R4' | 'R5'."""
-    v = value.strip().upper().removeprefix("R")
-    if v.startswith("4"):
-        return "R4"
-    if v.startswith("5"):
-        return "R5"
-    raise ValueError(f"unsupported FHIR version {value!r} (use R4 or R5)")
+from .versions import FHIR_RELEASE, VERSIONS, FhirVersion, normalise_version  # noqa: F401
 
 
 @cache

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..conceptmaps import all_maps, lookup, translate
 from ..records import CRITERIA, ICH_CRITERIA, AdverseEventRecord
-from ..validation import FhirVersion
+from ..versions import FhirVersion
 from . import Mapped
 
 BACKPORT = "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/"

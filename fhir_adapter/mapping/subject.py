@@ -62,7 +62,7 @@ from .. import findings, ids
 from ..conceptmaps import translate
 from ..dates import ParsedDate, is_after, to_fhir_datetime
 from ..records import EnrollmentRecord
-from ..validation import FhirVersion
+from ..versions import FhirVersion
 from . import Mapped
 from .subject_course import (
     DISPLAY,

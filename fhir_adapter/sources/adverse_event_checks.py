@@ -45,20 +45,19 @@ def ae_findings(file: str, row: int, serious: bool | None, criteria: dict[str, b
     if serious is False and met:
         add("AESER", "ae-not-serious-criterion-met",
             f"{column('AESER')} is N (not serious) but {', '.join(map(column, met))} "
-            f"{'is' if len(met) == 1 else 'are'} Y: mapped non-serious, with every criterion")
+            f"{'is' if len(met) == 1 else 'are'} Y")
     elif serious is None and met:
         add("AESER", "ae-seriousness-blank-criterion-met",
             f"{column('AESER')} is blank but {', '.join(map(column, met))} "
-            f"{'is' if len(met) == 1 else 'are'} Y: written as serious")
+            f"{'is' if len(met) == 1 else 'are'} Y")
     death = criteria.get("AESDTH")
     if death and outcome is not None and outcome != "FATAL":
         add("AEOUT", "ae-death-outcome-not-fatal",
-            f"{column('AESDTH')} is Y (resulted in death) but {column('AEOUT')} is {outcome}: "
-            f"{column('AEOUT')} kept")
+            f"{column('AESDTH')} is Y (resulted in death) but {column('AEOUT')} is {outcome}")
     if outcome == "FATAL" and death is False:
         add("AESDTH", "ae-fatal-outcome-death-no",
-            f"{column('AEOUT')} is FATAL but {column('AESDTH')} is N: both kept")
+            f"{column('AEOUT')} is FATAL but {column('AESDTH')} is N")
     if outcome == "FATAL" and serious is False:
         add("AESER", "ae-fatal-not-serious",
-            f"{column('AEOUT')} is FATAL but {column('AESER')} is N (not serious): both kept")
+            f"{column('AEOUT')} is FATAL but {column('AESER')} is N (not serious)")
     return tuple(found)

@@ -172,8 +172,7 @@ def _merge_suppae(row: Row, values: dict, supp: dict, subject: str, seq: int, us
                     values[qnam] = qval
                 else:
                     found.append(Finding(row.file, row.number, qnam, "ae-supplemental-conflict",
-                                         f"AE has {values[qnam]!r} but SUPPAE says {qval!r}: "
-                                         "the AE row's value is mapped"))
+                                         f"AE has {values[qnam]!r} but SUPPAE says {qval!r}"))
             else:
                 unknown_qnams[qnam] = unknown_qnams.get(qnam, 0) + 1
     return tuple(term for _, term in sorted(actions) if term), emergent

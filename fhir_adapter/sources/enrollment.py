@@ -279,7 +279,7 @@ def _check_course(status: str | None, data: dict[str, Any], dates: dict[str, Par
                 found.append(Finding(file, row, name, "enrollment-end-with-ongoing-status",
                                      f"{name} {data[name]!r} with status {status!r} ({name} "
                                      "goes with completed, withdrawn, discontinued or "
-                                     "screen-failure): the status is kept"))
+                                     "screen-failure)"))
     order = [("consent_date", "enrollment_date"), ("consent_date", "end_date"),
              ("enrollment_date", "end_date"), ("consent_date", "status_date"),
              ("enrollment_date", "status_date")]
@@ -287,5 +287,5 @@ def _check_course(status: str | None, data: dict[str, Any], dates: dict[str, Par
         if earlier in dates and later in dates and is_after(dates[earlier], dates[later]):
             found.append(Finding(file, row, later, "enrollment-dates-out-of-order",
                                  f"{later} {data[later]} is before {earlier} "
-                                 f"{data[earlier]}: both kept"))
+                                 f"{data[earlier]}"))
     return tuple(found)

@@ -218,20 +218,19 @@ def _findings(row: Row, dates: dict[str, ParsedDate | None], died: bool,
     flag = row.get("DTHFL") or "blank"
     if dates["DTHDTC"] and not died:
         found.append(Finding(row.file, row.number, "DTHFL", "dm-death-date-without-flag",
-                             f"DTHDTC is {row.get('DTHDTC')} but DTHFL is {flag}: the death "
-                             "date is mapped"))
+                             f"DTHDTC is {row.get('DTHDTC')} but DTHFL is {flag}"))
     death = next((e for e in events if e.term.upper() == "DEATH"), None)
     if death and not died:
         found.append(Finding(row.file, row.number, "DTHFL", "dm-death-disposition-without-flag",
                              f"{Path(death.file).name} row {death.row} is DEATH but DTHFL is "
-                             f"{flag}: written deceased"))
+                             f"{flag}"))
     for earlier, later, rule in (("RFSTDTC", "RFENDTC", "dm-reference-start-after-end"),
                                  ("RFICDTC", "RFSTDTC", "dm-consent-after-start")):
         first, second = dates[earlier], dates[later]
         if first and second and is_after(first, second):
             found.append(Finding(row.file, row.number, later, rule,
                                  f"{later} {row.get(later)} is before {earlier} "
-                                 f"{row.get(earlier)}: both kept"))
+                                 f"{row.get(earlier)}"))
     return tuple(found)
 
 
