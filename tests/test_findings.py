@@ -214,3 +214,17 @@ def test_golden_enrollments_with_findings_and_populations(version: str,
     report = [f.as_dict() | {"file": Path(str(f.file)).name} for f in collector.findings]
     check_golden(folder / f"findings.{version.lower()}.expected.json",
                  {"resources": resources, "report": report}, update_golden)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_treatment_emergent_in_our_format(version: str, tmp_path: Path) -> None:
+    rows = [OUR_AE | {"treatment_emergent": "N"}, OUR_AE | {"event_id": "E2",
+                                                              "treatment_emergent": "yes"},
+            OUR_AE | {"event_id": "E3"}]
+    source = write_csv(tmp_path / "ae.csv", rows)
+    events = [r for r in adverse_event_resources(source, version, LoadReport())
+              if r["resourceType"] == "AdverseEvent"]
+    flags = [[e["valueBoolean"] for e in r.get("extension", [])
+              if e["url"] == "https://fhir-adapter.dev/fhir/StructureDefinition/treatment-emergent"]
+             for r in events]
+    assert flags == [[False], [True], []]  # not given: no extension, nothing invented

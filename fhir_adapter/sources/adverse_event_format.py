@@ -35,7 +35,7 @@ COLUMNS = {"study": "study_id", "subject_id": "subject_id", "event_key": "event_
            "grade": "ctcae_grade", "serious": "serious", "onset": "onset_date",
            "end": "end_date", "recorded": "recorded_date", "outcome": "outcome",
            "relatedness": "relatedness", "actions": "action_taken", "expected": "expected",
-           "intervention": "intervention"}
+           "intervention": "intervention", "treatment_emergent": "treatment_emergent"}
 # SDTM variable -> our column, for findings' messages.
 _OUR_COLUMN = {"AESER": "serious", "AEOUT": "outcome", **{v: c for c, v in CRITERIA.items()}}
 _TRUE = {"y", "yes", "true", "1"}
@@ -151,7 +151,7 @@ def to_record(file: str, number: int, item: Any, study: str | None) -> AdverseEv
         relatedness=_upper(data.get("relatedness")),
         actions=tuple(a.upper() for a in data.get("action_taken", ())),
         expected=data.get("expected"), intervention=data.get("intervention"),
-        findings=findings)
+        treatment_emergent=data.get("treatment_emergent"), findings=findings)
 
 
 def _upper(value: Any) -> str | None:
