@@ -9,6 +9,7 @@ to the parent's reporter (parallel.py), so every method takes plain, picklable v
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Protocol
 
 from ..records import Finding
@@ -28,8 +29,8 @@ class Reporter(Protocol):
 
 
 class Silent:
-    """A reporter that drops progress and keeps nothing: for callers that only want the
-    resources (warnings and findings still reach `Collector`-style callers that ask)."""
+    """A reporter that keeps and shows nothing: the base of the others, each of which
+    overrides what it wants."""
 
     def warn(self, text: str) -> None:
         """Not kept."""
@@ -83,13 +84,12 @@ class Tally:
 class Warnings(Silent):
     """A reporter over a plain `warn(text)` callable (findings are warned too)."""
 
-    def __init__(self, warn: object) -> None:
+    def __init__(self, warn: Callable[[str], None]) -> None:
         self._warn = warn
 
     def warn(self, text: str) -> None:
         """Call the function."""
-        if callable(self._warn):
-            self._warn(text)
+        self._warn(text)
 
     def finding(self, finding: Finding) -> None:
         """Warn with the finding's text (file, row, field, message and rule)."""
