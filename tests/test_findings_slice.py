@@ -221,6 +221,8 @@ def test_ingest_returns_findings_and_strict_refuses(sources: dict[str, Any], cli
     r = ingest(strict=False)
     assert r.status_code == 200, r.data
     params = {p["name"]: p for p in loads(r.data)["parameter"]}
+    counts = {p["name"]: p["valueInteger"] for p in params["findings"]["part"]}
+    assert counts == {rule: 1 for _, rules in ADDED_AE.values() for rule in rules}
     issues = params["outcome"]["resource"]["issue"]
     assert all(i["severity"] == "warning" for i in issues)
     rows = {(i["diagnostics"].split(",")[1].strip(), i["details"]["coding"][0]["code"])

@@ -12,8 +12,9 @@ multipart/form-data with one or more `file` parts (SDTM trial-design datasets to
 optional `disposition` / `supplemental` parts (SDTM DS, SUPPDM/SUPPAE). Text options as query
 parameters: study, timezone, intervention, strict (true: rows with data-quality findings are
 refused, as `--strict`). The answer is a Parameters resource: created / updated / unchanged
-counts (in total and per type), the mapping warnings, and an `outcome` OperationOutcome with
-one warning issue per data-quality finding (the row was stored as recorded and tagged).
+counts (in total and per type), the mapping warnings, `findings` (rows per data-quality rule)
+and an `outcome` OperationOutcome with one warning issue per finding (the row was stored as
+recorded and tagged).
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ def ingest(c: Ctx, request: Request) -> dict[str, Any]:
                                             for text in (message, *rows)]) from exc
         answer = _parameters(summary, [w.replace(f"{folder}/", "") for w in collector.warnings])
         if kind != "bundle":
+            if summary.findings:  # rows per rule, as the command line's summary counts them
+                answer["parameter"].append({"name": "findings", "part": [
+                    {"name": rule, "valueInteger": n}
+                    for rule, n in sorted(summary.findings.items())]})
             answer["parameter"].append({"name": "outcome",
                                         "resource": _outcome(collector.findings, folder)})
     return answer
