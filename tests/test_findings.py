@@ -145,12 +145,14 @@ def test_strict_refuses_the_row(case: Case, tmp_path: Path) -> None:
     assert case.rule in text and "row 1" in text
 
 
-def _criteria(event: dict[str, Any]) -> dict[str, bool]:
+def criteria(event: dict[str, Any]) -> dict[str, bool]:
+    """criterion (NCIt code, else its text) -> present, from seriousness-criteria extensions."""
     out = {}
     for ext in event.get("extension", []):
         if ext["url"].endswith("/seriousness-criteria"):
             parts = {p["url"]: p for p in ext["extension"]}
-            code = parts["criterionCode"]["valueCodeableConcept"]["coding"][0]["code"]
+            concept = parts["criterionCode"]["valueCodeableConcept"]
+            code = concept["coding"][0]["code"] if "coding" in concept else concept["text"]
             out[code] = parts["criterionPresent"]["valueBoolean"]
     return out
 
@@ -166,7 +168,7 @@ def test_not_serious_death_keeps_every_fact(version: str, tmp_path: Path) -> Non
     outcome = event["outcome"] if version == "R4" else event["outcome"][0]
     assert outcome["coding"][0]["code"] == ("fatal" if version == "R4" else "C48275")
     # NCIt: C48275 results in death, C83052 hospitalization, C84266 life threatening
-    assert _criteria(event) == {"C48275": True, "C84266": False, "C83052": True}
+    assert criteria(event) == {"C48275": True, "C84266": False, "C83052": True}
     assert sorted(f.rule for f in collector.findings) == ["ae-fatal-not-serious",
                                                           "ae-not-serious-criterion-met"]
 

@@ -15,8 +15,9 @@ import pytest
 from conftest import fixture_path
 from gateway_fixtures import app, client, database_url
 from store_backends import backend, postgres_database, store_url  # noqa: F401 (fixtures)
+from test_enrollment_cli import run
+from test_findings import criteria, write_csv
 
-from fhir_adapter.cli import main
 from fhir_adapter.findings import SYSTEM
 from fhir_adapter.store import open_store
 from fhir_adapter.store.base import SearchQuery
@@ -52,14 +53,6 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _write(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 @pytest.fixture
 def sources(tmp_path: Path) -> dict[str, Any]:
     """The slice's AE, DM and DS with the inconsistent rows appended, and our SUPPAE."""
@@ -76,30 +69,9 @@ def sources(tmp_path: Path) -> dict[str, Any]:
                        "DSDECOD": "DEATH"})
     supp = tmp_path / "suppae.csv"
     supp.write_text(SUPPAE, encoding="utf-8")
-    return {"ae": _write(tmp_path / "ae.csv", ae), "ae_rows": len(ae), "added": added_rows,
-            "suppae": supp, "dm": _write(tmp_path / "dm.csv", dm), "subjects": len(dm),
-            "ds": _write(tmp_path / "ds.csv", ds)}
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _criteria(event: dict[str, Any]) -> dict[str, bool]:
-    out = {}
-    for ext in event.get("extension", []):
-        if ext["url"].endswith("/seriousness-criteria"):
-            parts = {p["url"]: p for p in ext["extension"]}
-            concept = parts["criterionCode"]["valueCodeableConcept"]
-            code = concept["coding"][0]["code"] if "coding" in concept else concept["text"]
-            out[code] = parts["criterionPresent"]["valueBoolean"]
-    return out
+    return {"ae": write_csv(tmp_path / "ae.csv", ae), "ae_rows": len(ae), "added": added_rows,
+            "suppae": supp, "dm": write_csv(tmp_path / "dm.csv", dm), "subjects": len(dm),
+            "ds": write_csv(tmp_path / "ds.csv", ds)}
 
 
 def _report(path: Path) -> list[dict[str, Any]]:
@@ -124,7 +96,7 @@ def test_map_adverse_events_keeps_every_row(sources: dict[str, Any], version: st
     assert death["seriousness"]["coding"][0]["code"].lower() == "non-serious"
     outcome = death["outcome"] if version == "R4" else death["outcome"][0]
     assert outcome["coding"][0]["code"] == ("fatal" if version == "R4" else "C48275")
-    assert _criteria(death)[NCIT_DEATH] is True and _criteria(death)[NCIT_HOSP] is True
+    assert criteria(death)[NCIT_DEATH] is True and criteria(death)[NCIT_HOSP] is True
     tagged = {k.split("|")[1] for k, e in by_key.items() if "meta" in e}
     assert tagged == set(ADDED_AE)  # the slice's own rows have no finding
     emergent = [x for x in by_seq["1"]["extension"] if x["url"].endswith("/treatment-emergent")]
