@@ -230,3 +230,20 @@ def test_treatment_emergent_in_our_format(version: str, tmp_path: Path) -> None:
               if e["url"] == "https://fhir-adapter.dev/fhir/StructureDefinition/treatment-emergent"]
              for r in events]
     assert flags == [[False], [True], []]  # not given: no extension, nothing invented
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_end_with_ongoing_status_keeps_status_end_and_reason(version: str,
+                                                             tmp_path: Path) -> None:
+    case = Case("enrollment-end-with-ongoing-status", "enrollments",
+                OURS | {"end_date": "2023-03-01", "end_reason": "moved away"}, "end_date")
+    resources, collector = produce(case, tmp_path, version)
+    subject = next(r for r in resources if r["resourceType"] == "ResearchSubject")
+    assert subject["period"] == {"start": "2023-01-09", "end": "2023-03-01"}
+    assert {f.field for f in collector.findings} == {"end_date", "end_reason"}
+    if version == "R4":
+        assert subject["status"] == "on-study"  # as recorded: not ended by the end date
+    else:
+        last = subject["progress"][-1]
+        assert last["subjectState"]["coding"][0]["code"] == "on-study"
+        assert last["reason"]["text"] == "moved away"

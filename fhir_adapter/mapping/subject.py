@@ -269,8 +269,11 @@ def _progress(steps: list[Step], when: Any) -> list[dict[str, Any]]:
                      "milestone": _concept(MILESTONE, step.milestone.code or "",
                                            step.milestone.display)}
             entries.append(entry | ({"startDate": start} if start else {}))
-        if not step.state or (last_state and last_state["subjectState"]["coding"][0]["code"]
-                              == step.state):
+        if not step.state:
+            continue
+        if last_state and last_state["subjectState"]["coding"][0]["code"] == step.state:
+            if step.reason_text:  # the same state again: its reason text is not dropped
+                last_state.setdefault("reason", {}).setdefault("text", step.reason_text)
             continue
         if last_state is not None and start and "startDate" in last_state:
             last_state["endDate"] = start
