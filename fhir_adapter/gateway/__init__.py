@@ -6,9 +6,12 @@
 Settings come from FHIR_ADAPTER_* environment variables (the same names without the prefix
 can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public URL of /fhir,
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
-CORS_ORIGINS ("*" or a comma-separated list), EXPORT_DIR (Bulk Data $export jobs; default
-./fhir-adapter-exports, shared by the workers), EXPORT_RETENTION (seconds a finished job
-is kept; 86400).
+CORS_ORIGINS (off when empty, the default; "*", or a comma-separated list), EXPORT_DIR
+(Bulk Data $export jobs; default ./fhir-adapter-exports, shared by the workers),
+EXPORT_RETENTION (seconds a finished job is kept; 86400). Authorization
+(gateway/security.py, fhir_adapter/auth): AUTH ("none" or "smart"), RATE_LIMIT
+(requests a minute per client and worker with auth on; 0: no limit),
+AUTH_ISSUER, AUTH_JWKS_URL, AUTH_AUDIENCE (tokens of an external issuer to accept).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import deque
 from functools import cache
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, g, request
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///fhir-adapter.db",
@@ -28,11 +31,16 @@ DEFAULTS: dict[str, Any] = {
     "MAX_COUNT": 1000,
     "DEFAULT_COUNT": 20,
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
-    "CORS_ORIGINS": "*",
+    "CORS_ORIGINS": "",  # off: a web page elsewhere gets no answer it can read
     "EXPORT_DIR": None,  # Bulk Data $export jobs (gateway/bulkexport.py)
     "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export job is kept
+    "AUTH": "none",  # or "smart": SMART Backend Services (gateway/security.py)
+    "RATE_LIMIT": 6000,  # requests a minute per client and worker, with auth on; 0: none
+    "AUTH_ISSUER": None,  # an external issuer whose tokens are accepted ...
+    "AUTH_JWKS_URL": None,  # ... its keys
+    "AUTH_AUDIENCE": None,  # ... and the aud its tokens carry for this server
 }
-_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION")
+_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", "RATE_LIMIT")
 log = logging.getLogger("fhir_adapter.gateway.access")
 _log = logging.getLogger("fhir_adapter.gateway")
 
@@ -56,46 +64,23 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if out["EXPORT_RETENTION"] < 1:
         raise ValueError("EXPORT_RETENTION must be at least 1 (seconds)")
     out["DEFAULT_COUNT"] = min(out["DEFAULT_COUNT"], out["MAX_COUNT"])
+    if out["AUTH"] not in ("none", "smart"):
+        raise ValueError(f"FHIR_ADAPTER_AUTH must be none or smart, not {out['AUTH']!r}")
+    external = [out[n] for n in ("AUTH_ISSUER", "AUTH_JWKS_URL", "AUTH_AUDIENCE")]
+    if any(external) and not all(external):
+        raise ValueError("an external issuer needs AUTH_ISSUER, AUTH_JWKS_URL and "
+                         "AUTH_AUDIENCE together")
     return out
 
 
 def _fhir_blueprint() -> Blueprint:
-    from . import bulkexport, bundles, capability, operations, rest
+    from . import bulkexport, bundles, capability, operations, rest, smart
 
     fhir = Blueprint("fhir", __name__)
     # Operations and metadata first: their static paths must win over /<type>/<id>.
-    for child in (capability.bp, operations.bp, bulkexport.bp, bundles.bp, rest.bp):
+    for child in (capability.bp, smart.bp, operations.bp, bulkexport.bp, bundles.bp, rest.bp):
         fhir.register_blueprint(child)
     return fhir
-
-
-CORS_EXPOSE = "Location, ETag, Last-Modified, Content-Location, X-Request-Id"
-_ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
-_ALLOW_HEADERS = ("Accept, Content-Type, If-Match, If-None-Match, If-None-Exist, Prefer, "
-                  "Authorization")
-
-
-def _cors(response: Response, origins: frozenset[str] | None) -> None:
-    """CORS headers; `origins` None means any origin ("*")."""
-    headers = response.headers
-    if origins is None:
-        headers["Access-Control-Allow-Origin"] = "*"
-    else:
-        origin = request.headers.get("Origin")
-        if origin and origin in origins:
-            headers["Access-Control-Allow-Origin"] = origin
-            response.vary.add("Origin")
-    headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        headers["Access-Control-Allow-Methods"] = _ALLOW_METHODS
-        headers["Access-Control-Allow-Headers"] = request.headers.get(
-            "Access-Control-Request-Headers", _ALLOW_HEADERS)
-        headers["Access-Control-Max-Age"] = "600"
-
-
-def _origins(setting: Any) -> frozenset[str] | None:
-    allowed = str(setting).strip()
-    return None if allowed == "*" else frozenset(o.strip() for o in allowed.split(","))
 
 
 # uuid4's version (4) and variant (RFC 4122) bits, for uuid4_hex.
@@ -120,21 +105,8 @@ def uuid4_hex() -> str:
 
 
 def _start() -> None:
-    g.started = time.perf_counter()
-    g.request_id = request.headers.get("X-Request-Id") or uuid4_hex()
-
-
-def _finisher(origins: frozenset[str] | None) -> Any:
-    """The after-request hook, with the CORS setting parsed once (not per request)."""
-
-    def _finish(response: Response) -> Response:
-        _cors(response, origins)
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        access_log(request.method, request.path, response.status_code, g.get("started"),
-                   g.get("request_id", ""))
-        return response
-
-    return _finish
+    # The guard (security.py) chose it; a test client calling Flask directly has none.
+    g.request_id = request.environ.get("fhir_adapter.request_id") or uuid4_hex()
 
 
 def access_log(method: str, path: str, status: int, started: float | None,
@@ -191,12 +163,36 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(fhir, url_prefix="/fhir")
     app.register_blueprint(fhir, url_prefix="/fhir/R4", name="fhir_R4")
     app.register_blueprint(fhir, url_prefix="/fhir/R5", name="fhir_R5")
-    origins = _origins(conf["CORS_ORIGINS"])
     app.before_request(_start)
-    app.after_request(_finisher(origins))
+    if conf["AUTH"] == "smart":
+        _authorization(app, conf, store)
     if conf.get("FAST_PATH", True):
         from .fastpath import FastPath
 
-        app.wsgi_app = FastPath(app, origins)  # type: ignore[method-assign]
+        app.wsgi_app = FastPath(app)  # type: ignore[method-assign]
+    from .security import Guard
+
+    # Outside both paths: every request is checked, logged and given its headers once.
+    app.wsgi_app = Guard(app, app.wsgi_app, conf)  # type: ignore[method-assign]
     warm()
     return app
+
+
+def _authorization(app: Flask, conf: dict[str, Any], store: Any) -> None:
+    """AUTH=smart: the client registry, tokens, audit and rate limits over the store's
+    database (app.extensions["fhir_auth"], read by security.py)."""
+    from ..auth.audit import AuditLog
+    from ..auth.ratelimit import RateLimiter
+    from ..auth.registry import Registry
+    from ..auth.tokens import External, Tokens
+    from .security import Auth
+
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        raise ValueError("AUTH=smart needs a database-backed store (its clients and audit "
+                         "trail are kept there)")
+    external = (External(conf["AUTH_ISSUER"], conf["AUTH_JWKS_URL"], conf["AUTH_AUDIENCE"])
+                if conf.get("AUTH_ISSUER") else None)
+    limit = int(conf["RATE_LIMIT"])
+    app.extensions["fhir_auth"] = Auth(Tokens(Registry(engine), external), AuditLog(engine),
+                                       RateLimiter(limit) if limit > 0 else None)
