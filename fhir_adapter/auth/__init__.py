@@ -25,7 +25,10 @@ Hook for other blueprints (a dashboard, say) that must show nothing without auth
         # (401) without a valid token; principal.grant.can("ResearchStudy", "r") to check
     access.current()                    # inside a request the guard already let through
 
-Every path under /fhir except `metadata`, `.well-known/smart-configuration` and the token
-endpoint needs a token when auth is on; paths outside /fhir are checked by the blueprint that
-serves them (with the hook above) — the guard authenticates them when a token is sent.
+With auth on, the guard refuses (401) every path without a valid token, inside /fhir and
+outside it (a dashboard blueprint included), except `metadata`, `.well-known/
+smart-configuration`, the token endpoint and CORS preflights (security.OPEN_PATHS): a new
+blueprint is closed by default. Inside its views, `access.current()` is the caller and
+`access.require(type, action)` raises the 403; `authorize()` is for code outside a request
+the guard saw (a websocket, a background check).
 """
