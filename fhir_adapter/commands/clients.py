@@ -4,16 +4,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
 
 from .store import database_option
 
 
-def _registry(database: str | None):  # noqa: ANN202 - a Registry, imported on use
+@contextmanager
+def _registry(database: str | None) -> Iterator[Any]:
+    """The client Registry of the database (a Registry, imported on use), its engine
+    disposed after."""
     from ..auth.registry import Registry
     from ..store.schema import make_engine
 
-    return Registry(make_engine(database))
+    engine = make_engine(database)
+    try:
+        yield Registry(engine)
+    finally:
+        engine.dispose()
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -37,7 +48,8 @@ def add_command(name: str, jwks: str, scope: str, database: str | None) -> None:
     from ..auth.registry import RegistryError
 
     try:
-        client = _registry(database).add(name, jwks, scope)
+        with _registry(database) as registry:
+            client = registry.add(name, jwks, scope)
     except RegistryError as exc:
         raise _fail(exc) from exc
     click.echo(f"registered {client.name}: {client.scope}", err=True)
@@ -48,7 +60,9 @@ def add_command(name: str, jwks: str, scope: str, database: str | None) -> None:
 @database_option
 def list_command(database: str | None) -> None:
     """One line per client: client_id, name, scopes, where its keys come from."""
-    for client in _registry(database).all():
+    with _registry(database) as registry:
+        clients = registry.all()
+    for client in clients:
         keys = client.jwks_url or f"{len((client.jwks or {}).get('keys', []))} stored key(s)"
         click.echo(f"{client.client_id}\t{client.name}\t{client.scope}\t{keys}\t"
                    f"updated {client.updated}")
@@ -67,7 +81,8 @@ def rotate_command(name: str, jwks: str | None, scope: str | None,
     if jwks is None and scope is None:
         raise click.UsageError("give --jwks and/or --scope")
     try:
-        client = _registry(database).change(name, jwks, scope)
+        with _registry(database) as registry:
+            client = registry.change(name, jwks, scope)
     except RegistryError as exc:
         raise _fail(exc) from exc
     click.echo(f"changed {client.name} ({client.client_id}): {client.scope}")
@@ -81,7 +96,8 @@ def remove_command(name: str, database: str | None) -> None:
     from ..auth.registry import RegistryError
 
     try:
-        client = _registry(database).remove(name)
+        with _registry(database) as registry:
+            client = registry.remove(name)
     except RegistryError as exc:
         raise _fail(exc) from exc
     click.echo(f"removed {client.name} ({client.client_id})")

@@ -72,18 +72,20 @@ def public_base(conf: dict[str, Any] | None = None, environ: dict[str, Any] | No
 # back and forth: on a busy machine some runs of a 20-match search took ~55 context switches
 # a request (~6 normally) and twice the CPU; answered one at a time, the worst took ~15.
 # PostgreSQL's network round trips are worth overlapping: no lock there.
-_SERIAL: dict[int, Any] = {}
+_SERIAL: dict[int, tuple[Store, Any]] = {}  # id -> (the store, kept alive: ids stay unique)
 
 
 def serialised(store: Store) -> contextlib.AbstractContextManager[Any]:
     """The lock reads and searches of `store` take (a no-op except on SQLite)."""
     found = _SERIAL.get(id(store))
-    if found is None:
+    if found is None or found[0] is not store:
         engine = getattr(store, "engine", None)
-        found = _SERIAL.setdefault(id(store), threading.Lock()
-                                   if getattr(engine, "name", "") == "sqlite"
-                                   else contextlib.nullcontext())
-    return found
+        if len(_SERIAL) >= 64:  # bounded: tests make many apps; a server has one store
+            _SERIAL.clear()
+        found = _SERIAL[id(store)] = (store, threading.Lock()
+                                      if getattr(engine, "name", "") == "sqlite"
+                                      else contextlib.nullcontext())
+    return found[1]
 
 
 def _path_release() -> FhirVersion | None:

@@ -27,7 +27,7 @@ from flask import Flask, signals
 from werkzeug.http import HTTP_STATUS_CODES, remove_entity_headers
 
 from ..errors import FhirError
-from .context import STORED_TYPES, make_ctx
+from .context import STORED_TYPES, Ctx, make_ctx
 from .errors import render, render_unexpected
 from .negotiation import accepted
 from .responses import CONTENT_TYPES
@@ -63,6 +63,16 @@ class FastPath:
         self.app = app
         self.inner = app.wsgi_app  # Flask's own path: everything not answered here
         self._hooks = self._fhir_hooks()
+        self._all_hooks = self._every_hook()
+        # (release, Accept's version and media type, scheme, Host, server) -> the Ctx
+        # make_ctx built for it: the same for every request of one client.
+        self._contexts: dict[tuple[Any, ...], Ctx] = {}
+
+    def _every_hook(self) -> tuple[dict[Any, list[Any]], ...]:
+        app = self.app
+        return tuple({k: list(v) for k, v in funcs.items()} for funcs in (
+            app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs,
+            app.url_value_preprocessors))
 
     def _fhir_hooks(self) -> tuple[Any, ...]:
         app = self.app
@@ -90,13 +100,22 @@ class FastPath:
         if (rtype not in _TYPES or config.get("SERVER_NAME") or config.get("TRUSTED_HOSTS")
                 or not self._as_created()):
             return None
-        params = _query(environ.get("QUERY_STRING", ""))
+        query = environ.get("QUERY_STRING")
+        params = _query(query) if query else []
         if params is None:
             return None
         try:
             negotiated = accepted(environ.get("HTTP_ACCEPT", ""))
-            c = make_ctx(self.app.extensions["fhir_store"], config["FHIR_ADAPTER"], environ,
-                         negotiated.mime, release, negotiated.version)
+            key = (release, negotiated.version, negotiated.mime, environ.get("wsgi.url_scheme"),
+                   environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+                   environ.get("SERVER_PORT"))
+            c = self._contexts.get(key)  # type: ignore[assignment]
+            if c is None:
+                if len(self._contexts) >= 256:  # bounded: the Host header is the client's
+                    self._contexts.clear()
+                c = self._contexts[key] = make_ctx(
+                    self.app.extensions["fhir_store"], config["FHIR_ADAPTER"], environ,
+                    negotiated.mime, release, negotiated.version)
             if rid is not None:
                 args: dict[str, str] = {}
                 for name, value in params:
@@ -121,9 +140,15 @@ class FastPath:
         return status, headers, body
 
     def _as_created(self) -> bool:
-        """Whether Flask would run, for a FHIR route, only the hooks create_app installed."""
-        return (self._fhir_hooks() == self._hooks
-                and not any(self.app.teardown_appcontext_funcs)
+        """Whether Flask would run, for a FHIR route, only the hooks create_app installed
+        (hooks of other blueprints, a dashboard's, do not count)."""
+        app = self.app
+        before, after, teardown, preprocessors = self._all_hooks
+        return (((app.before_request_funcs == before and app.after_request_funcs == after
+                  and app.teardown_request_funcs == teardown
+                  and app.url_value_preprocessors == preprocessors)
+                 or self._fhir_hooks() == self._hooks)
+                and not any(app.teardown_appcontext_funcs)
                 and not any(signal.receivers for signal in _SIGNALS))
 
 
