@@ -26,6 +26,7 @@ from ..auth import access
 from ..auth.access import TooManyRequests, Unauthorized
 from ..auth.audit import AuditLog
 from ..auth.ratelimit import RateLimiter
+from ..auth.scopes import Grant
 from ..auth.tokens import Principal, TokenError, Tokens
 from ..errors import FhirError
 from . import access_log, uuid4_hex
@@ -43,7 +44,7 @@ TOKEN_PATH = re.compile(_RELEASE + r"/auth/token")
 _TARGET = re.compile(_RELEASE + r"/([A-Z][A-Za-z]{0,63})(?:/([A-Za-z0-9.\-]{1,64}))?")
 _NOSNIFF = ("X-Content-Type-Options", "nosniff")
 _NO_STORE = ("Cache-Control", "no-store")
-NOBODY = Principal("", access.Grant("", {}), float("inf"))  # open paths with auth on
+NOBODY = Principal("", Grant("", {}), float("inf"))  # open paths with auth on
 
 
 @dataclass

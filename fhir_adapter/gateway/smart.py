@@ -8,6 +8,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 from flask import Blueprint, Response, current_app, request
 
 from ..auth.access import require
@@ -79,8 +80,6 @@ def token() -> Response:
 
 def _claimed_client(assertion: str) -> str:
     """The iss an assertion claims (unverified: who the refused request said it was)."""
-    import jwt
-
     try:
         claimed = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError:
