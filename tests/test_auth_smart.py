@@ -346,3 +346,26 @@ def test_auth_off_defaults_are_safe(tmp_path: Path) -> None:
 def test_serve_refuses_the_network_without_auth() -> None:
     result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code != 0 and "--no-auth" in result.output
+
+
+def test_serve_on_the_network_with_no_auth_warns_and_with_auth_does_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import werkzeug.serving
+
+    served: list[tuple[str, Any]] = []
+    monkeypatch.setattr(werkzeug.serving, "run_simple",
+                        lambda host, port, app, **kw: served.append((host, app)))
+    database = f"sqlite:///{tmp_path / 'serve.db'}"
+    runner = CliRunner()
+    loud = runner.invoke(cli, ["serve", "--host", "0.0.0.0", "--no-auth", "--port", "0",
+                               "--database", database])
+    assert loud.exit_code == 0, loud.output
+    assert "WITHOUT authorization" in loud.stderr
+    quiet = runner.invoke(cli, ["serve", "--host", "0.0.0.0", "--auth", "smart", "--port",
+                                "0", "--database", database])
+    assert quiet.exit_code == 0, quiet.output
+    assert "WITHOUT" not in quiet.stderr
+    assert [host for host, _ in served] == ["0.0.0.0", "0.0.0.0"]
+    assert served[1][1].extensions.get("fhir_auth") is not None
+    for _, app in served:
+        app.extensions["fhir_store"].close()
