@@ -53,7 +53,15 @@ class AuditLog:
         self._wake = threading.Event()
         self._write_lock = threading.Lock()
         self._pid = 0
-        atexit.register(self.flush)
+        self._closed = False
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Write what is queued and stop writing (before the store's engine is disposed:
+        a later write would open connections nobody closes)."""
+        if not self._closed:
+            self.flush()
+            self._closed = True
 
     def record(self, kind: str, client_id: str, method: str, path: str, query: str,
                resource_type: str, resource_id: str, status: int, detail: str,
@@ -76,7 +84,7 @@ class AuditLog:
             threading.Thread(target=self._loop, name="audit-writer", daemon=True).start()
 
     def _loop(self) -> None:
-        while True:
+        while not self._closed:
             self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
             try:
@@ -88,6 +96,8 @@ class AuditLog:
     def flush(self) -> None:
         """Write every queued row now (rows are put back if the write fails)."""
         with self._write_lock:
+            if self._closed:
+                return
             rows = []
             while self._queue and len(rows) < 5000:
                 rows.append(self._queue.popleft())

@@ -194,5 +194,13 @@ def _authorization(app: Flask, conf: dict[str, Any], store: Any) -> None:
     external = (External(conf["AUTH_ISSUER"], conf["AUTH_JWKS_URL"], conf["AUTH_AUDIENCE"])
                 if conf.get("AUTH_ISSUER") else None)
     limit = int(conf["RATE_LIMIT"])
-    app.extensions["fhir_auth"] = Auth(Tokens(Registry(engine), external), AuditLog(engine),
+    audit = AuditLog(engine)
+    app.extensions["fhir_auth"] = Auth(Tokens(Registry(engine), external), audit,
                                        RateLimiter(limit) if limit > 0 else None)
+    close = store.close
+
+    def close_audit_first() -> None:  # the audit's last rows, then the engine goes
+        audit.close()
+        close()
+
+    store.close = close_audit_first
