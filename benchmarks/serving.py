@@ -239,7 +239,8 @@ def run(quick: bool) -> list[dict]:
                     baseline=f"search p95 at {size_label(first_p95[0])}",
                     baseline_value=first_p95[1],
                     target="ratio <= 2" if wanted == largest else None))
-        from .serving_auth import auth_rows
+        if not quick or setup is setups[-1]:  # quick: gthread only, within the smoke budget
+            from .serving_auth import auth_rows
 
-        out += auth_rows(setup, quick)
+            out += auth_rows(setup, quick)
     return out

@@ -109,13 +109,13 @@ class FastPath:
             key = (release, negotiated.version, negotiated.mime, environ.get("wsgi.url_scheme"),
                    environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
                    environ.get("SERVER_PORT"))
+            store = self.app.extensions["fhir_store"]
             c = self._contexts.get(key)  # type: ignore[assignment]
-            if c is None:
+            if c is None or c.store is not store:
                 if len(self._contexts) >= 256:  # bounded: the Host header is the client's
                     self._contexts.clear()
-                c = self._contexts[key] = make_ctx(
-                    self.app.extensions["fhir_store"], config["FHIR_ADAPTER"], environ,
-                    negotiated.mime, release, negotiated.version)
+                c = self._contexts[key] = make_ctx(store, config["FHIR_ADAPTER"], environ,
+                                                   negotiated.mime, release, negotiated.version)
             if rid is not None:
                 args: dict[str, str] = {}
                 for name, value in params:
