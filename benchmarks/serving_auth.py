@@ -3,7 +3,8 @@ id and the 20-hit search on the 10k store, under the same gunicorn set-up, round
 as in serving.py. The auth-on server verifies the bearer token (cached by its hash after the
 first request), checks scopes, rate-limits (RATE_LIMIT=0 here: one client drives all the
 load) and records an AuditEvent per request. Both run on one copy of the store (the audit
-rows must not grow the cached one). Target (issue 20): ratio >= 0.8 for both."""
+rows, in its sibling `.audit` file on SQLite, must not pile up beside the cached one).
+Target (issue 20): ratio >= 0.8 for both."""
 
 from __future__ import annotations
 
@@ -97,4 +98,6 @@ def auth_rows(setup: Setup, quick: bool) -> list[dict[str, Any]]:
         return [result(f"read/search 10k AE, {setup.label}, auth on", "req/s", None,
                        note=f"not available: {exc}")]
     finally:
-        (OUT / "auth-bench.db").unlink(missing_ok=True)
+        for name in ("auth-bench.db", "auth-bench.db.audit"):
+            for suffix in ("", "-wal", "-shm"):
+                (OUT / f"{name}{suffix}").unlink(missing_ok=True)

@@ -178,6 +178,18 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def _audit_engine(engine: Any) -> Any:
+    """Where AuditEvents go: the store's database, except for a SQLite file, whose audit
+    trail is the sibling file `<name>.audit` (SQLite has one writer, and a WAL that keeps
+    growing under constant reads: audit writes in the store's file slowed its searches)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    from ..store.schema import make_engine
+
+    return make_engine(str(url.set(database=f"{url.database}.audit")))
+
+
 def _authorization(app: Flask, conf: dict[str, Any], store: Any) -> None:
     """AUTH=smart: the client registry, tokens, audit and rate limits over the store's
     database (app.extensions["fhir_auth"], read by security.py)."""
@@ -194,13 +206,16 @@ def _authorization(app: Flask, conf: dict[str, Any], store: Any) -> None:
     external = (External(conf["AUTH_ISSUER"], conf["AUTH_JWKS_URL"], conf["AUTH_AUDIENCE"])
                 if conf.get("AUTH_ISSUER") else None)
     limit = int(conf["RATE_LIMIT"])
-    audit = AuditLog(engine)
+    audit_engine = _audit_engine(engine)
+    audit = AuditLog(audit_engine)
     app.extensions["fhir_auth"] = Auth(Tokens(Registry(engine), external), audit,
                                        RateLimiter(limit) if limit > 0 else None)
     close = store.close
 
     def close_audit_first() -> None:  # the audit's last rows, then the engine goes
         audit.close()
+        if audit_engine is not engine:
+            audit_engine.dispose()
         close()
 
     store.close = close_audit_first
