@@ -139,11 +139,13 @@ def _round(server: Server, workers: int, path: str, seconds: float,
 
 
 def _alternate(servers: dict[str, Server], workers: int, path: str, found: Rounds,
-               quick: bool, headers: dict[str, dict[str, str]] | None = None) -> None:
+               quick: bool, headers: dict[str, dict[str, str]] | None = None,
+               rounds: tuple[int, float] | None = None) -> None:
     """Warm both servers up, then alternate rounds gateway, ceiling, ... into `found`; a
     starved round is run once more (a new load process: fresh connections). `headers`:
-    what each side's requests carry besides Accept."""
-    count, seconds = ROUNDS[quick]
+    what each side's requests carry besides Accept; `rounds`: (count, seconds), else
+    ROUNDS."""
+    count, seconds = rounds or ROUNDS[quick]
     sent = headers or {}
     for side, server in servers.items():  # the Python generator: wrk would take a second
         drive(server.base + path, connections=CONNECTIONS, requests=400, duration=0.5,

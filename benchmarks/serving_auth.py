@@ -21,6 +21,7 @@ from .datasets import store_for
 from .servers import GATEWAY_APP, Setup, gunicorn
 
 TARGET = "ratio >= 0.8"
+QUICK_ROUNDS = (2, 1.0)  # the smoke run's budget: two pairs of 1-s rounds a case
 SCOPE = "system/AdverseEvent.rs"
 
 
@@ -66,6 +67,8 @@ def auth_rows(setup: Setup, quick: bool) -> list[dict[str, Any]]:
     """The read and search rows: auth on / auth off."""
     from .serving import ROUNDS, Rounds, _alternate, _paths
 
+    rounds = QUICK_ROUNDS if quick else ROUNDS[quick]
+
     try:
         size, source, note = store_for(10_000, quick)
         database = OUT / "auth-bench.db"
@@ -81,14 +84,14 @@ def auth_rows(setup: Setup, quick: bool) -> list[dict[str, Any]]:
             for case in ("read", "search"):
                 found = Rounds(0)
                 _alternate({"gateway": on, "ceiling": off}, setup.workers, paths[case], found,
-                           quick, headers)
+                           quick, headers, rounds)
                 mine, theirs = found.summary("gateway"), found.summary("ceiling")
                 ratios = found.ratios()
                 what = "read by id" if case == "read" else "search 20 of"
                 text = (f"auth on p50/p95 {mine['p50']:.2f}/{mine['p95']:.2f} ms, off "
                         f"{theirs['p50']:.2f}/{theirs['p95']:.2f} ms; round ratios "
                         f"{min(ratios):.2f}-{max(ratios):.2f}; {mine['errors']} errors; "
-                        f"{found.note(ROUNDS[quick][1])}" + (f"; {note}" if note else ""))
+                        f"{found.note(rounds[1])}" + (f"; {note}" if note else ""))
                 out.append(result(f"{what} {size_label(size)} AE, {setup.label}, auth on",
                                   "req/s", mine["rps"], baseline="same gateway, auth off",
                                   baseline_value=theirs["rps"], target=TARGET, note=text,
