@@ -29,13 +29,14 @@ from typing import Any
 
 from flask import Blueprint, Response, request, send_file
 
+from ..auth.access import UNRESTRICTED, current, permitted, require_all
 from ..errors import BadRequest, FhirError, Issue, NotFound
 from ..export import TYPE_NAME, export_ndjson
 from ..store.base import Store
 from ..store.reading import since_instant
 from ..store.values import instant_text
 from ..validation import FhirVersion
-from .context import ctx, public_base, settings
+from .context import STORED_TYPES, ctx, public_base, settings
 from .hooks import uuid4_hex
 from .negotiation import read_json
 from .operations import parameters
@@ -125,6 +126,20 @@ def _arguments() -> dict[str, str]:
     return args
 
 
+def exported_types(types: list[str] | None) -> list[str] | None:
+    """The types an export may write for the current token: those asked for, each needing
+    read (else 403); without _type, every type the token may read (all with auth off)."""
+    if current() is UNRESTRICTED:
+        return types
+    if types:
+        require_all(types, "r", "$export")
+        return types
+    allowed = permitted(STORED_TYPES, "r")
+    if not allowed:
+        require_all(STORED_TYPES[:1], "r", "$export")  # 403 naming what is missing
+    return allowed
+
+
 def _kick_off(study: str | None) -> Response:
     c = ctx()
     if "respond-async" not in request.headers.get("Prefer", ""):
@@ -136,6 +151,7 @@ def _kick_off(study: str | None) -> Response:
     types = [t.strip() for t in args.get("_type", "").split(",") if t.strip()] or None
     if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
         raise BadRequest(f"_type {bad[0]!r} is not a resource type")
+    types = exported_types(types)
     since = args.get("_since") or None
     if since:
         since_instant(since)  # 400 now, not in the job
@@ -149,7 +165,7 @@ def _kick_off(study: str | None) -> Response:
         "request": public_base() + request.full_path.removeprefix("/fhir").rstrip("?"),
         "transactionTime": instant_text(datetime.now(UTC)),
         "version": c.version, "types": types, "study": study, "since": since,
-        "host": socket.gethostname(), "pid": os.getpid()})
+        "host": socket.gethostname(), "pid": os.getpid(), "client": current().client_id})
     threading.Thread(target=_run, args=(c.store, folder, c.version, types, study, since),
                      name=f"export-{job}", daemon=True).start()
     return fhir_response(None, 202, headers={
@@ -188,8 +204,9 @@ def _job(job: str) -> tuple[Path, _State]:
     state = None
     if _JOB.fullmatch(job) and not (folder / "cancelled").exists():
         state = _state(folder)
-    if state is None:
-        raise NotFound(f"no export job {job}")
+    if state is None or (current() is not UNRESTRICTED
+                         and state.asked.get("client") != current().client_id):
+        raise NotFound(f"no export job {job}")  # another client's job is not there for you
     if _expired(state):
         shutil.rmtree(folder, ignore_errors=True)
         raise NotFound(f"export job {job} has expired (jobs are kept {_retention()} s after "
@@ -227,7 +244,7 @@ def export_status(job: str) -> Response:
         done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
         manifest = {
             "transactionTime": asked["transactionTime"], "request": asked["request"],
-            "requiresAccessToken": False,
+            "requiresAccessToken": bool(asked.get("client")),
             "output": [{"type": rtype, "url": f"{c.base}/$export-file/{job}/{rtype}.ndjson",
                         "count": count} for rtype, count in done["files"].items()],
             "error": []}
