@@ -50,8 +50,8 @@ from typing import Any
 
 from .. import ids
 from ..dates import parse_date, to_fhir_datetime
+from ..fhirversion import FhirVersion
 from ..sources.adverse_event import AdverseEventRecord
-from ..validation import FhirVersion
 from . import Mapped
 from .adverse_event_codes import AE_RESEARCH, BACKPORT, ICH_CRITERIA, Codes
 

@@ -56,8 +56,8 @@ from typing import Any
 from .. import ids
 from ..conceptmaps import translate
 from ..dates import ParsedDate, is_after, to_fhir_datetime
+from ..fhirversion import FhirVersion
 from ..sources.enrollment import EnrollmentRecord
-from ..validation import FhirVersion
 from . import Mapped
 from .subject_course import (
     DISPLAY,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
-from ..validation import FhirVersion, _schema
+from ..fhirversion import FhirVersion, definitions
 
 
 @dataclass(slots=True)
@@ -257,7 +257,7 @@ def _reference_target() -> Callable[[dict[str, Any]], tuple[str | None, str | No
 @cache
 def property_types(version: FhirVersion, owner: str) -> dict[str, str | None]:
     """Property name -> FHIR type for one schema definition (backbone elements included)."""
-    definition = _schema(version)["definitions"].get(owner, {})
+    definition = definitions(version).get(owner, {})
     out: dict[str, str | None] = {}
     for prop, spec in definition.get("properties", {}).items():
         ref = spec.get("$ref") or spec.get("items", {}).get("$ref")
