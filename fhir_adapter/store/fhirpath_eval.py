@@ -287,6 +287,8 @@ def children(focus: list[Node], name: str, version: FhirVersion) -> list[Node]:
             elif item is not None:
                 out.append(Node(item, type_))
             continue
+        if node.type is not None and name in property_types(version, node.type):
+            continue  # an element of its own (`description`), not a choice: absent here
         keys = tuple(value)
         for key in (_choice_keys(keys, name) if len(keys) <= _CACHED_KEYS
                     else _choice_keys_of(keys, name)):
