@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cache
 from typing import Any, Literal
 
 import jsonschema_rs
 
+from . import schema_validators
 from .errors import InvalidResource, Issue
 from .fhirversion import (  # re-exported: callers above mapping still import them from here
     FHIR_RELEASE,
@@ -23,7 +23,6 @@ from .fhirversion import (  # re-exported: callers above mapping still import th
     official_schema,
     resource_types,
 )
-from .schema_patterns import ecma_patterns
 
 __all__ = ["FHIR_RELEASE", "VERSIONS", "FhirVersion", "checked", "fhirpath", "is_valid",
            "model_class",
@@ -31,23 +30,10 @@ __all__ = ["FHIR_RELEASE", "VERSIONS", "FhirVersion", "checked", "fhirpath", "is
            "validate"]
 
 
-@cache
-def _definitions(version: FhirVersion) -> dict[str, Any]:
-    """The official definitions with the patterns jsonschema-rs refuses made portable."""
-    return ecma_patterns(official_schema(version)["definitions"])
-
-
-@cache
 def schema_validator(version: FhirVersion, resource_type: str) -> jsonschema_rs.Validator:
-    """The official-schema validator of one resource type (compiled once, ~0.1 s).
+    """The official-schema validator of one resource type (schema_validators.py).
     KeyError for a type the schema does not define."""
-    full = official_schema(version)
-    if resource_type not in full["discriminator"]["mapping"]:
-        raise KeyError(resource_type)
-    return jsonschema_rs.Draft6Validator(
-        {"$schema": full["$schema"], "$ref": f"#/definitions/{resource_type}",
-         "definitions": _definitions(version)},
-        validate_formats=False)  # as the draft-06 reference (jsonschema) does by default
+    return schema_validators.validator(version, resource_type)
 
 
 def fhirpath(resource_type: str, path: Iterable[Any]) -> str:
@@ -152,7 +138,8 @@ def _contained(error: jsonschema_rs.ValidationError, version: FhirVersion
     """At the schema's oneOf over resource types (contained, Bundle.entry.resource), the
     issues of the resource by its own resourceType; None elsewhere or for an unknown type
     (then the oneOf's own message says what is wrong)."""
-    if not error.schema_path or error.schema_path[-1] != "oneOf":
+    if not error.schema_path or error.schema_path[-1] not in ("oneOf",
+                                                             schema_validators.KEYWORD):
         return None
     value = error.instance
     rtype = value.get("resourceType") if isinstance(value, dict) else None
