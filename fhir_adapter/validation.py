@@ -115,8 +115,8 @@ def schema_issues(resource: dict[str, Any], version: FhirVersion,
 def _plain(value: Any) -> Any:
     """`value` in the exact types jsonschema-rs takes: subclasses of float (the gateway's
     store.canonical.JsonDecimal keeps a decimal's text), int and str as their base type. A
-    decimal beyond a double's range (inf) becomes 0.5, which every schema check treats alike
-    (a number, not an integer: the FHIR schemas bound no number)."""
+    decimal beyond a double's range (inf, which jsonschema-rs calls no number) becomes 0.5:
+    the FHIR schemas type every number "number" and bound none, so the answer is the same."""
     kind = type(value)
     if kind is dict or isinstance(value, dict):
         return {_plain(k): _plain(v) for k, v in value.items()}
