@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": "*",
     "EXPORT_DIR": None,  # Bulk Data $export jobs (gateway/bulkexport.py)
     "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export job is kept
+    "AUTH": None,  # "smart": SMART Backend Services authorization (issue 20)
+    "DASHBOARD": "auto",  # the HTML study dashboard: auto (off when AUTH is on), on, off
 }
 _INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION")
 log = logging.getLogger("fhir_adapter.gateway.access")
@@ -187,6 +189,9 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
         store = open_store(conf["DATABASE_URL"])
     app.extensions["fhir_store"] = store
     errors.init_app(app)
+    from ..dashboard import init_app as dashboard
+
+    dashboard(app, conf)  # / and /studies/<id>: HTML pages reading the FHIR API
     fhir = _fhir_blueprint()
     app.register_blueprint(fhir, url_prefix="/fhir")
     app.register_blueprint(fhir, url_prefix="/fhir/R4", name="fhir_R4")
