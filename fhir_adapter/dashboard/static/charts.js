@@ -12,9 +12,15 @@ const CHART_CONFIG = {
   view: { stroke: null },
 };
 
-async function embed(name, spec) {
+async function embed(name, spec, empty) {
   const holder = document.getElementById(`chart-${name}`);
   if (VIEWS[name]) VIEWS[name].finalize();
+  for (const button of document.querySelectorAll(`button[data-chart='${name}']`)) button.disabled = empty;
+  if (empty) { // nothing to draw (Vega would warn of an infinite extent)
+    VIEWS[name] = null;
+    holder.replaceChildren(el("p", { class: "note" }, "Nothing to chart."));
+    return null;
+  }
   if (spec.height && spec.height.step) {
     // Vega-Lite cannot fit a chart of discrete height to its container: size it here.
     spec = { ...spec, width: Math.max(240, holder.clientWidth - (spec.gutter || 120)), autosize: { type: "pad" } };
@@ -43,7 +49,7 @@ function timelineChart(months) {
                scale: { range: ["#08519c", "#e6550d"] } },
       tooltip: [{ field: "month" }, { field: "series" }, { field: "subjects" }],
     },
-  });
+  }, !data.length);
 }
 
 function heatChart(cells, levels, scaleTitle) {
@@ -51,9 +57,10 @@ function heatChart(cells, levels, scaleTitle) {
     height: { step: 24 }, gutter: 420,
     data: { values: cells },
     encoding: {
-      x: { field: "level", type: "ordinal", sort: levels, title: scaleTitle, axis: { labelAngle: 0 } },
+      x: { field: "level", type: "ordinal", sort: levels, title: scaleTitle, axis: { labelAngle: 0 },
+           scale: { domain: levels } },
       y: { field: "soc", type: "nominal", title: null, sort: "ascending",
-           axis: { labelLimit: 320 } },
+           axis: { labelLimit: 400 } },
     },
     layer: [
       { mark: "rect",
@@ -63,7 +70,7 @@ function heatChart(cells, levels, scaleTitle) {
       { mark: { type: "text", fontSize: 12 },
         encoding: { text: { field: "events" }, color: { condition: { test: "datum.ink === 'white'", value: "white" }, value: "#111" } } },
     ],
-  });
+  }, !cells.length);
 }
 
 function swimmerChart(subjects, events, domainEnd) {
@@ -78,14 +85,7 @@ function swimmerChart(subjects, events, domainEnd) {
   const step = rows > 200 ? 4 : rows > 60 ? 8 : 16;
   const y = { field: "subject", type: "nominal", title: "Subject", sort: "ascending",
               axis: rows > 60 ? { labels: false, ticks: false } : {} };
-  return embed("swimmer", {
-    height: { step }, gutter: 200,
-    layer: [
-      { data: { values: lanes }, mark: { type: "rule", color: "#8a8a8a", strokeWidth: Math.max(1, step / 3) },
-        encoding: { y, x: { field: "start", type: "temporal", title: "Date" }, x2: { field: "end" },
-                    tooltip: [{ field: "subject" }, { field: "arm" }, { field: "state" },
-                              { field: "start" }, { field: "end" }] } },
-      { data: { values: marks }, mark: { type: "point", filled: true, size: step > 8 ? 70 : 20 },
+  const markLayer = { data: { values: marks }, mark: { type: "point", filled: true, size: step > 8 ? 70 : 20 },
         encoding: {
           y, x: { field: "onset", type: "temporal" },
           color: { field: "severity", type: "nominal", title: "Severity",
@@ -94,9 +94,18 @@ function swimmerChart(subjects, events, domainEnd) {
                    scale: { domain: ["Non-serious", "Serious"], range: ["circle", "triangle-up"] } },
           tooltip: [{ field: "subject" }, { field: "term" }, { field: "onset" },
                     { field: "severity" }, { field: "grade" }, { field: "seriousness" }],
-        } },
+        } };
+  return embed("swimmer", {
+    height: { step }, gutter: 260,
+    // An empty layer would give Vega an infinite extent to warn about.
+    layer: [
+      ...(lanes.length ? [{ data: { values: lanes }, mark: { type: "rule", color: "#8a8a8a", strokeWidth: Math.max(1, step / 3) },
+        encoding: { y, x: { field: "start", type: "temporal", title: "Date" }, x2: { field: "end" },
+                    tooltip: [{ field: "subject" }, { field: "arm" }, { field: "state" },
+                              { field: "start" }, { field: "end" }] } }] : []),
+      ...(marks.length ? [markLayer] : []),
     ],
-  });
+  }, !lanes.length && !marks.length);
 }
 
 /** PNG/SVG buttons: <button class="png|svg" data-chart="NAME">. */

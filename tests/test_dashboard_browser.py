@@ -1,0 +1,330 @@
+"""The dashboard in a real browser (Debian's Chromium via Playwright) against a real server.
+
+The server holds the seed study (examples/) and the CDISCPILOT01 SDTM slice (DM/DS/AE, trial
+design), loaded with the CLI, and serves at most 7 resources a page (MAX_COUNT) so that every
+search the page makes spans several pages. Every figure the page links to a search "exactly"
+must equal that search's total on the server; the other figures are recomputed here from the
+FHIR resources, independently of the page's scripts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from browser import ARTIFACTS, chromium, cli, fhir_all, fhir_total, run_axe, serving
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SLICE = ROOT / "tests" / "data" / "cdiscpilot01-slice"
+REGISTERED = {"on-study", "on-study-intervention", "on-study-observation", "follow-up"}
+MEDDRA = "https://fhir-adapter.dev/fhir/StructureDefinition/meddra-classification"
+SEED, SDTM = "NCT05003921", "CDISCPILOT01"
+
+
+def _rows(path: Path) -> int:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return sum(1 for _ in csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("dashboard")
+    database = f"sqlite:///{folder / 'fhir.db'}"
+    env = {**__import__("os").environ, "FHIR_ADAPTER_DATABASE_URL": database}
+    cli(env, "load", "study", EXAMPLES / f"{SEED}.json")
+    cli(env, "load", "enrollments", EXAMPLES / f"{SEED}.enrollments.csv")
+    cli(env, "load", "adverse-events", EXAMPLES / f"{SEED}.adverse-events.csv",
+        "--timezone", "America/Antigua")
+    cli(env, "load", "study", *(SLICE / f"{d}.xpt" for d in ("ts", "ta", "ti", "te")))
+    cli(env, "load", "enrollments", SLICE / "dm.csv", "--study", SDTM,
+        "--disposition", SLICE / "ds.csv")
+    cli(env, "load", "adverse-events", SLICE / "ae.csv", "--study", SDTM)
+    with serving(database, folder / "serve.log", MAX_COUNT="7") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+class Page:
+    """A browser page that records console errors and uncaught exceptions."""
+
+    def __init__(self, browser: Any, root: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1440, "height": 900},
+                                           accept_downloads=True)
+        self.page = self.context.new_page()
+        self.root = root
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}")
+                     if m.type in ("error", "warning") else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def open(self, path: str) -> Any:
+        self.page.goto(self.root + path)
+        self.page.wait_for_selector("body[data-ready='1'], body[data-ready='error']",
+                                    timeout=60_000)
+        assert self.page.get_attribute("body", "data-ready") == "1", self.page.inner_text("#status")
+        return self.page
+
+    def figures(self, scope: str = "body") -> list[dict[str, Any]]:
+        return self.page.eval_on_selector_all(f"{scope} a.num", """els => els.map(a => ({
+            text: a.textContent, href: a.href, exact: a.dataset.exact === '1', title: a.title}))""")
+
+    def tile(self, label: str) -> dict[str, Any]:
+        found = self.page.eval_on_selector_all(".tile", """(els, label) => els
+            .filter(t => t.querySelector('.tile-label').textContent === label)
+            .map(t => { const a = t.querySelector('a.num');
+                        return {value: Number(a.textContent), href: a.href,
+                                exact: a.dataset.exact === '1'}; })""",
+            label)
+        assert len(found) == 1, label
+        return found[0]
+
+    def table(self, name: str) -> list[list[str]]:
+        return self.page.eval_on_selector_all(f"table[data-table='{name}'] tr", """rows => rows.map(
+            r => [...r.children].map(c => c.textContent.trim()))""")
+
+    def rerender(self, action: Any) -> None:
+        before = int(self.page.get_attribute("body", "data-renders") or 0)
+        action()
+        self.page.wait_for_function(f"Number(document.body.dataset.renders) > {before} "
+                                    "&& document.body.dataset.ready === '1'")
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture()
+def page(browser: Any, root: str) -> Iterator[Page]:
+    p = Page(browser, root)
+    yield p
+    p.close()
+
+
+def _study_id(root: str, identifier: str) -> str:
+    studies = fhir_all(f"{root}/fhir/ResearchStudy?identifier={identifier}")
+    assert len(studies) == 1
+    return str(studies[0]["id"])
+
+
+def _check_exact(figures: list[dict[str, Any]]) -> int:
+    """Each exact figure equals its search's total on the server; how many were checked."""
+    exact = [f for f in figures if f["exact"]]
+    for figure in exact:
+        assert int(figure["text"]) == fhir_total(figure["href"]), figure
+    return len(exact)
+
+
+def test_index_lists_studies_with_fhir_totals(page: Page, root: str) -> None:
+    p = page.open("/")
+    rows = page.table("studies")
+    assert rows[0][:6] == ["Title", "Identifiers", "Status", "Phase", "Subjects", "Adverse events"]
+    assert len(rows) - 1 == fhir_total(f"{root}/fhir/ResearchStudy") == 2
+    by_id = {r[1]: r for r in rows[1:]}
+    seed = next(r for k, r in by_id.items() if SEED in k)
+    sdtm = next(r for k, r in by_id.items() if SDTM in k)
+    assert int(seed[4]) == _rows(EXAMPLES / f"{SEED}.enrollments.csv")
+    assert int(seed[5]) == _rows(EXAMPLES / f"{SEED}.adverse-events.csv")
+    assert int(sdtm[4]) == _rows(SLICE / "dm.csv") and int(sdtm[5]) == _rows(SLICE / "ae.csv")
+    assert _check_exact(page.figures()) == 4
+    p.click(f"text={seed[0]}")
+    p.wait_for_selector("body[data-ready='1']")
+    assert urlsplit(p.url).path == f"/studies/{_study_id(root, SEED)}"
+    page.shot("index")
+    assert page.errors == []
+
+
+def _subjects(root: str, study: str) -> list[dict[str, Any]]:
+    """Each subject as the page should count it, computed here from the R5 resources."""
+    arms = {g["linkId"]: g["name"] for g in
+            fhir_all(f"{root}/fhir/R5/ResearchStudy?_id={study}")[0].get("comparisonGroup", [])}
+    out = []
+    for rs in fhir_all(f"{root}/fhir/R5/ResearchSubject?study={study}&_count=50"):
+        states = [p for p in rs.get("progress", []) if "subjectState" in p]
+        state = states[-1]["subjectState"]["coding"][0]["code"]
+        reason = states[-1].get("reason", {}).get("coding", [{}])[0]
+        arm = rs.get("assignedComparisonGroup") or rs.get("actualComparisonGroup")
+        out.append({"state": state, "arm": arms.get(arm, arm) if arm else "No arm",
+                    "patient": rs["subject"]["reference"],
+                    "enrolled": any(p["subjectState"]["coding"][0]["code"] in REGISTERED
+                                    for p in states),
+                    "completed": state == "off-study" and reason.get("code") == "intOrObsComplete",
+                    "reason": reason.get("display") if state == "off-study" else None})
+    return out
+
+
+def _events(root: str, study: str, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    arm = {s["patient"]: s["arm"] for s in subjects}
+    out = []
+    for ae in fhir_all(f"{root}/fhir/AdverseEvent?study={study}&_count=50"):
+        meddra = next((e for e in ae.get("extension", []) if e["url"] == MEDDRA), {})
+        soc = next((e["valueCoding"]["display"] for e in meddra.get("extension", [])
+                    if e["url"] == "soc"), "SOC not coded")
+        out.append({"soc": soc, "arm": arm.get(ae["subject"]["reference"], "No arm"),
+                    "severity": ae.get("severity", {}).get("coding", [{}])[0].get("code",
+                                                                                  "not recorded"),
+                    "seriousness": ae["seriousness"]["coding"][0]["code"],
+                    "subject": ae["subject"]["reference"], "date": ae.get("date")})
+    return out
+
+
+@pytest.mark.parametrize("identifier", [SEED, SDTM])
+def test_study_page_figures_equal_the_fhir_api(page: Page, root: str, identifier: str) -> None:
+    study = _study_id(root, identifier)
+    page.open(f"/studies/{study}")
+    # The source files, the FHIR totals and the page agree.
+    source = (EXAMPLES / f"{SEED}.enrollments.csv", EXAMPLES / f"{SEED}.adverse-events.csv") \
+        if identifier == SEED else (SLICE / "dm.csv", SLICE / "ae.csv")
+    assert page.tile("Screened")["value"] == _rows(source[0])
+    assert page.tile("Adverse events")["value"] == _rows(source[1])
+    assert _check_exact(page.figures()) == 13  # 7 enrollment, 6 AE tiles
+
+    subjects = _subjects(root, study)
+    events = _events(root, study, subjects)
+    off = [s for s in subjects if s["state"] == "off-study"]
+    assert page.tile("Completed")["value"] == sum(s["completed"] for s in off)
+    assert page.tile("Discontinued")["value"] == sum(not s["completed"] for s in off)
+    assert page.tile("Subjects with an event")["value"] == len({e["subject"] for e in events})
+    reasons = {r[0]: int(r[3]) for r in page.table("reasons")[1:]}
+    assert reasons == dict(Counter(s["reason"] or "reason not recorded" for s in off))
+    arms = {r[0]: [int(x) for x in r[1:]] for r in page.table("arms")[1:]}
+    expected_arms = {}
+    for arm in {s["arm"] for s in subjects}:
+        a = [s for s in subjects if s["arm"] == arm]
+        expected_arms[arm] = [len(a), sum(s["state"] == "ineligible" for s in a),
+                              sum(s["enrolled"] for s in a),
+                              sum(s["state"] in REGISTERED for s in a),
+                              sum(s["completed"] for s in a),
+                              sum(s["state"] == "off-study" and not s["completed"] for s in a)]
+    assert {k: v for k, v in arms.items() if v[0]} == expected_arms
+    heat = page.table("heat")
+    levels = heat[0][1:-1]
+    cells = {(r[0], level): int(v)
+             for r in heat[1:] for level, v in zip(levels, r[1:-1], strict=True)}
+    counted = Counter((e["soc"], e["severity"]) for e in events)
+    assert {k: v for k, v in cells.items() if v} == dict(counted)
+    te = {r[0]: int(r[1]) for r in page.table("te")[1:]}
+    # No loader writes the treatment-emergent extension yet: every event is "unknown".
+    assert te["Unknown (flag absent)"] == len(events)
+    sae = page.table("sae")[1:]
+    assert len(sae) == sum(e["seriousness"] == "Serious" for e in events)
+    assert page.tile("Serious")["value"] == len(sae)
+    assert page.errors == []
+    page.shot(f"study-{identifier}")
+
+
+def test_filters_change_the_figures(page: Page, root: str) -> None:
+    seed = _study_id(root, SEED)
+    p = page.open(f"/studies/{seed}")
+    page.rerender(lambda: p.select_option("#f-serious", "Serious"))
+    assert page.tile("Adverse events")["value"] == fhir_total(
+        f"{root}/fhir/AdverseEvent?study={seed}&seriousness=Serious") == 2
+    assert len(page.table("sae")) - 1 == 2
+    assert parse_qs(urlsplit(p.url).query) == {"seriousness": ["Serious"]}
+    assert _check_exact(page.figures("#ae-summary")) == 6
+    page.rerender(lambda: p.click("button[type=reset]"))
+    assert page.tile("Adverse events")["value"] == 13
+
+    sdtm = _study_id(root, SDTM)
+    p = page.open(f"/studies/{sdtm}")
+    page.rerender(lambda: p.fill("#f-from", "2013-01-01"))
+    page.rerender(lambda: p.fill("#f-to", "2013-06-30"))
+    tile = page.tile("Adverse events")
+    assert tile["exact"]
+    assert tile["value"] == fhir_total(
+        f"{root}/fhir/AdverseEvent?study={sdtm}&date=ge2013-01-01&date=le2013-06-30")
+    assert 0 < tile["value"] < 51
+    assert _check_exact(page.figures("#ae-summary")) == 6
+    page.rerender(lambda: p.click("button[type=reset]"))
+    subjects = _subjects(root, sdtm)
+    events = _events(root, sdtm, subjects)
+    for arm in ("Placebo", "Xanomeline High Dose", "Xanomeline Low Dose"):
+        page.rerender(lambda arm=arm: p.select_option("#f-arm", arm))
+        tile = page.tile("Adverse events")
+        assert not tile["exact"]  # arm is no search parameter: counted from the search
+        assert tile["value"] == sum(e["arm"] == arm for e in events)
+        assert page.tile("Severity mild")["value"] == sum(
+            e["arm"] == arm and e["severity"] == "mild" for e in events)
+    assert parse_qs(urlsplit(p.url).query)["arm"] == ["Xanomeline Low Dose"]
+    # The filters survive a reload (they are in the URL).
+    p.reload()
+    p.wait_for_selector("body[data-ready='1']")
+    assert p.input_value("#f-arm") == "Xanomeline Low Dose"
+    assert page.errors == []
+
+
+def test_downloads(page: Page, root: str) -> None:
+    p = page.open(f"/studies/{_study_id(root, SDTM)}")
+    saved = {}
+    for selector, name in (("button.csv[data-table='heat']", "heat.csv"),
+                           ("button.csv[data-table='arms']", "arms.csv"),
+                           ("button.png[data-chart='heat']", "heat.png"),
+                           ("button.svg[data-chart='swimmer']", "swimmer.svg"),
+                           ("button.png[data-chart='timeline']", "timeline.png")):
+        with p.expect_download() as info:
+            p.click(selector)
+        download = info.value
+        assert download.suggested_filename == f"cdiscpilot01-{name.replace('.', '.', 1)}"
+        path = ARTIFACTS / "downloads" / download.suggested_filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        download.save_as(path)
+        saved[name] = path.read_bytes()
+    assert list(csv.reader(io.StringIO(saved["heat.csv"].decode()))) == page.table("heat")
+    assert list(csv.reader(io.StringIO(saved["arms.csv"].decode()))) == page.table("arms")
+    assert saved["heat.png"].startswith(b"\x89PNG") and saved["timeline.png"].startswith(b"\x89PNG")
+    assert b"<svg" in saved["swimmer.svg"][:200] and b"01-701-" in saved["swimmer.svg"]
+    assert page.errors == []
+
+
+def test_accessibility_and_keyboard(page: Page, root: str) -> None:
+    for path in ("/", f"/studies/{_study_id(root, SEED)}", f"/studies/{_study_id(root, SDTM)}"):
+        p = page.open(path)
+        violations = run_axe(p)
+        assert violations == [], json.dumps(violations, indent=1)
+    p.keyboard.press("Tab")
+    assert p.evaluate("document.activeElement.className") == "skip"
+    p.keyboard.press("Enter")
+    assert p.evaluate("document.activeElement.id") == "main"
+    # The filters work from the keyboard alone.
+    p.focus("#f-serious")
+    page.rerender(lambda: p.keyboard.press("ArrowDown"))
+    assert p.input_value("#f-serious") == "Serious"
+    assert page.errors == []
+
+
+def test_unknown_study_says_so(page: Page, root: str) -> None:
+    page.page.goto(f"{root}/studies/no-such-study")
+    page.page.wait_for_selector("body[data-ready='error']")
+    status = page.page.inner_text("#status")
+    assert "404" in status and "ResearchStudy/no-such-study" in status
+    assert page.page.get_attribute("#status", "role") == "alert"
+    # The browser logs the failed request itself; nothing else went wrong.
+    assert all("404" in e for e in page.errors), page.errors
+
+
+def test_dashboard_off_page_is_accessible(browser: Any, tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'off.db'}"
+    with serving(database, tmp_path / "serve.log", AUTH="smart") as url:
+        p = Page(browser, url)
+        response = p.page.goto(f"{url}/?{urlencode({'x': 1})}")
+        assert response.status == 404
+        assert "dashboard is off" in p.page.inner_text("main")
+        assert run_axe(p.page) == []
+        p.close()
