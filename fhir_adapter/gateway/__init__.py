@@ -8,7 +8,8 @@ can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public UR
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
 CORS_ORIGINS ("*" or a comma-separated list), EXPORT_DIR (Bulk Data $export jobs; default
 ./fhir-adapter-exports, shared by the workers), EXPORT_RETENTION (seconds a finished job
-is kept; 86400).
+is kept; 86400), DASHBOARD (the HTML dashboard at / : auto, on, off; see fhir_adapter.dashboard),
+AUTH (authorization; the dashboard is off by default when it is set).
 """
 
 from __future__ import annotations

@@ -30,26 +30,48 @@ async function getJson(url) {
   return response.json();
 }
 
-/** Every match of a search, following `next` links to the last page. Throws when the pages
- * hold fewer or more matches than the Bundle's total: a figure is never counted from part. */
+/** Every match of a search, to the last page. Throws when the pages hold fewer or more
+ * matches than the Bundle's total: a figure is never counted from part of a search.
+ *
+ * Where the server pages by offset (its `next` link carries `_offset`), the other pages are
+ * fetched PARALLEL at a time from that link with only `_offset` changed; otherwise the `next`
+ * links are followed one by one. A resource seen twice (the data changed while paging) fails
+ * the check too, rather than being counted twice. */
 async function searchAll(url, onPage) {
-  const matches = [];
-  let total = null;
-  let next = url;
-  let pages = 0;
-  while (next) {
-    const bundle = await getJson(next);
-    pages += 1;
-    if (typeof bundle.total === "number") total = bundle.total;
-    for (const entry of bundle.entry || []) {
-      if (!entry.search || entry.search.mode !== "include") matches.push(entry.resource);
+  const PARALLEL = 4;
+  const first = await getJson(url);
+  const total = typeof first.total === "number" ? first.total : null;
+  const pages = [first];
+  const nextLink = (bundle) => ((bundle.link || []).find((l) => l.relation === "next") || {}).url;
+  const next = nextLink(first);
+  const size = (first.entry || []).filter((e) => !e.search || e.search.mode !== "include").length;
+  if (next && total !== null && size && /[?&]_offset=\d+/.test(next)) {
+    const offsets = [];
+    for (let at = size; at < total; at += size) offsets.push(at);
+    const urls = offsets.map((at) => next.replace(/([?&]_offset=)\d+/, `$1${at}`));
+    for (let i = 0; i < urls.length; i += PARALLEL) {
+      pages.push(...await Promise.all(urls.slice(i, i + PARALLEL).map(getJson)));
+      if (onPage) onPage(Math.min(total, size * pages.length), total);
     }
-    const link = (bundle.link || []).find((l) => l.relation === "next");
-    next = link ? link.url : null;
-    if (onPage) onPage(matches.length, total);
+  } else {
+    for (let link = next; link; link = nextLink(pages[pages.length - 1])) {
+      pages.push(await getJson(link));
+      if (onPage) onPage(null, total);
+    }
+  }
+  const matches = [];
+  const seen = new Set();
+  for (const bundle of pages) {
+    for (const entry of bundle.entry || []) {
+      if (entry.search && entry.search.mode === "include") continue;
+      const key = `${entry.resource.resourceType}/${entry.resource.id}`;
+      if (seen.has(key)) throw new Error(`${url}: ${key} came twice while paging (the data changed): reload`);
+      seen.add(key);
+      matches.push(entry.resource);
+    }
   }
   if (total !== null && total !== matches.length) {
-    throw new Error(`${url}: read ${matches.length} of ${total} matches in ${pages} pages`);
+    throw new Error(`${url}: read ${matches.length} of ${total} matches in ${pages.length} pages`);
   }
   return matches;
 }

@@ -112,7 +112,8 @@ function renderEnrollment() {
     cumConsented: cell(m.cumConsented, `Consented by ${m.month}`),
     cumEnrolled: cell(m.cumEnrolled, `Enrolled by ${m.month}`),
   })));
-  return timelineChart(months);
+  performance.mark("enrollment-tables");
+  return timelineChart(months).then(() => performance.mark("timeline-chart"));
 }
 
 function searchParams(extra = []) {
@@ -157,10 +158,12 @@ function renderEvents() {
     soc: e.soc, severity: e.severity, criteria: e.criteria.join("; ") || "none recorded",
     outcome: e.outcome, te: e.te === null ? "unknown" : e.te ? "yes" : "no",
   })));
+  performance.mark("event-tables");
   const subjects = f.arm ? S.subjects.filter((s) => s.arm === f.arm) : S.subjects;
   const dates = [...S.subjects.flatMap((s) => [s.consent, s.end]), ...S.events.flatMap((e) => [e.onset, e.end])]
     .filter(Boolean).map((d) => d.slice(0, 10)).sort();
-  return Promise.all([heatChartFor(events), swimmerChart(subjects, events, dates[dates.length - 1] || null)]);
+  return Promise.all([heatChartFor(events).then(() => performance.mark("heat-chart")),
+    swimmerChart(subjects, events, dates[dates.length - 1] || null).then(() => performance.mark("swimmer-chart"))]);
 }
 
 function heatLevels() {
@@ -249,6 +252,7 @@ async function main() {
     getJson(fhirUrl(`ResearchStudy/${STUDY_ID}`, [], "R5")),
     searchAll(subjectsUrl), searchAll(eventsUrl)]);
   const loaded = performance.now();
+  performance.mark("fhir-read");
   S.study = study;
   const names = armNames(study);
   S.subjects = subjects.map((rs) => subjectRow(rs, names));
@@ -256,10 +260,12 @@ async function main() {
   S.events = events.map((ae) => aeRow(ae, byPatient));
   S.arms = [...names.values(), ...new Set(S.subjects.map((s) => s.arm))].filter((a, i, all) => all.indexOf(a) === i);
   if (!S.arms.includes("No arm") && S.events.some((e) => e.arm === "No arm")) S.arms.push("No arm");
+  performance.mark("model");
   protocolHeader(study);
   wireFilters();
   readFilters();
   await Promise.all([renderEnrollment(), renderEvents()]);
+  performance.mark("drawn");
   setStatus(`Read ${subjects.length} subjects (${subjectsUrl}) and ${events.length} adverse events `
     + `(${eventsUrl}), every page.`);
   document.body.dataset.loadMs = String(Math.round(loaded));
