@@ -241,6 +241,20 @@ def test_filters_change_the_figures(page: Page, root: str) -> None:
     assert _check_exact(page.figures("#ae-summary")) == 6
     page.rerender(lambda: p.click("button[type=reset]"))
     assert page.tile("Adverse events")["value"] == 13
+    # The heat map by CTCAE grade: same events per SOC, spread over the grades recorded.
+    by_severity = {r[0]: r[-1] for r in page.table("heat")[1:]}
+    page.rerender(lambda: p.select_option("#f-scale", "grade"))
+    heat = page.table("heat")
+    assert heat[0][1:6] == [f"Grade {g}" for g in range(1, 6)]
+    assert {r[0]: r[-1] for r in heat[1:]} == by_severity
+    grades = Counter()
+    for ae in fhir_all(f"{root}/fhir/AdverseEvent?study={seed}"):
+        grade = next((e["valueCodeableConcept"]["coding"][0]["display"]
+                      for e in ae.get("extension", []) if e["url"].endswith("/ae-grade")), None)
+        grades[f"Grade {grade.split()[1]}" if grade else "not recorded"] += 1
+    totals = {level: sum(int(r[i]) for r in heat[1:]) for i, level in enumerate(heat[0]) if i}
+    assert {k: v for k, v in totals.items() if v and k != "Total"} == dict(grades)
+    assert parse_qs(urlsplit(p.url).query) == {"scale": ["grade"]}
 
     sdtm = _study_id(root, SDTM)
     p = page.open(f"/studies/{sdtm}")
