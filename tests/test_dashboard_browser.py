@@ -144,10 +144,10 @@ def test_index_lists_studies_with_fhir_totals(page: Page, root: str) -> None:
     assert int(seed[5]) == _rows(EXAMPLES / f"{SEED}.adverse-events.csv")
     assert int(sdtm[4]) == _rows(SLICE / "dm.csv") and int(sdtm[5]) == _rows(SLICE / "ae.csv")
     assert _check_exact(page.figures()) == 4
+    page.shot("index")
     p.click(f"text={seed[0]}")
     p.wait_for_selector("body[data-ready='1']")
     assert urlsplit(p.url).path == f"/studies/{_study_id(root, SEED)}"
-    page.shot("index")
     assert page.errors == []
 
 
@@ -195,6 +195,13 @@ def test_study_page_figures_equal_the_fhir_api(page: Page, root: str, identifier
     assert page.tile("Screened")["value"] == _rows(source[0])
     assert page.tile("Adverse events")["value"] == _rows(source[1])
     assert _check_exact(page.figures()) == 13  # 7 enrollment, 6 AE tiles
+
+    header = page.page.inner_text("#header")
+    r4 = fhir_all(f"{root}/fhir/ResearchStudy?_id={study}")[0]
+    assert r4["title"] in header and r4["status"] in header
+    assert r4["phase"]["coding"][0]["display"] in header
+    assert all(i["value"] in header for i in r4["identifier"])
+    assert all(s["display"] in header for s in r4.get("site", []))
 
     subjects = _subjects(root, study)
     events = _events(root, study, subjects)

@@ -54,7 +54,7 @@ function timelineChart(months) {
 
 function heatChart(cells, levels, scaleTitle) {
   return embed("heat", {
-    height: { step: 24 }, gutter: 420,
+    height: { step: 24 }, gutter: 500,
     data: { values: cells },
     encoding: {
       x: { field: "level", type: "ordinal", sort: levels, title: scaleTitle, axis: { labelAngle: 0 },

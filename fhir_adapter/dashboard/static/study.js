@@ -9,7 +9,7 @@ const R5Subjects = (params = []) => fhirUrl("ResearchSubject", [["study", STUDY_
 const AdverseEvents = (params = []) => fhirUrl("AdverseEvent", [["study", STUDY_REF], ...params]);
 const S = { study: null, subjects: [], events: [], arms: [], filters: {}, renders: 0, title: "study" };
 
-function protocolHeader(study) {
+function protocolHeader(study, r4Study) {
   const facts = [];
   const add = (term, ...values) => {
     const shown = values.flat().filter((v) => v !== null && v !== undefined && v !== "");
@@ -22,7 +22,10 @@ function protocolHeader(study) {
     el("a", { href: fhirUrl(`ResearchStudy/${study.id}`) }, title));
   for (const label of study.label || []) add(conceptText(label.type) || "Title", label.value);
   add("Identifiers", (study.identifier || []).map((i) => `${idSystem(i.system)}: ${i.value}`));
-  add("Status", study.status);
+  // R4's status is the recruitment status (R5 keeps it in progressStatus; R5 status is the
+  // record's publication status).
+  add("Status", r4Study.status);
+  add("Record status (R5)", study.status);
   add("Phase", conceptText(study.phase));
   add("Period", [study.period?.start, study.period?.end].some(Boolean)
     ? `${study.period?.start || "?"} to ${study.period?.end || "?"}` : "");
@@ -248,8 +251,8 @@ function wireFilters() {
 async function main() {
   const subjectsUrl = R5Subjects([["_count", PAGE_SIZE]]);
   const eventsUrl = AdverseEvents([["_count", PAGE_SIZE]]);
-  const [study, subjects, events] = await Promise.all([
-    getJson(fhirUrl(`ResearchStudy/${STUDY_ID}`, [], "R5")),
+  const [study, r4Study, subjects, events] = await Promise.all([
+    getJson(fhirUrl(`ResearchStudy/${STUDY_ID}`, [], "R5")), getJson(fhirUrl(`ResearchStudy/${STUDY_ID}`)),
     searchAll(subjectsUrl), searchAll(eventsUrl)]);
   const loaded = performance.now();
   performance.mark("fhir-read");
@@ -261,7 +264,7 @@ async function main() {
   S.arms = [...names.values(), ...new Set(S.subjects.map((s) => s.arm))].filter((a, i, all) => all.indexOf(a) === i);
   if (!S.arms.includes("No arm") && S.events.some((e) => e.arm === "No arm")) S.arms.push("No arm");
   performance.mark("model");
-  protocolHeader(study);
+  protocolHeader(study, r4Study);
   wireFilters();
   readFilters();
   await Promise.all([renderEnrollment(), renderEvents()]);
