@@ -2,6 +2,13 @@
 "use strict";
 
 const VIEWS = {};
+// Chart widths, read once before the tables are filled: reading a width after a large table
+// went in forces the browser to lay the whole page out again (measured: ~0.4 s at 10k AEs).
+const WIDTHS = {};
+
+function measureCharts() {
+  for (const holder of document.querySelectorAll(".chart")) WIDTHS[holder.id] = holder.clientWidth;
+}
 // Sequential blues, light to dark; the last is dark enough for white text (see heatTextColour).
 const HEAT_COLOURS = ["#deebf7", "#9ecae1", "#4292c6", "#08519c"];
 const SEVERITY_COLOURS = { mild: "#4292c6", moderate: "#e6550d", severe: "#a50f15", "not recorded": "#636363" };
@@ -21,9 +28,10 @@ async function embed(name, spec, empty) {
     holder.replaceChildren(el("p", { class: "note" }, "Nothing to chart."));
     return null;
   }
-  if (spec.height && spec.height.step) {
+  if (spec.gutter) {
     // Vega-Lite cannot fit a chart of discrete height to its container: size it here.
-    spec = { ...spec, width: Math.max(240, holder.clientWidth - (spec.gutter || 120)), autosize: { type: "pad" } };
+    const width = WIDTHS[holder.id] ?? holder.clientWidth;
+    spec = { ...spec, width: Math.max(240, width - (spec.gutter || 120)), autosize: { type: "pad" } };
     delete spec.gutter;
   }
   const result = await vegaEmbed(holder, { $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -39,7 +47,7 @@ function timelineChart(months) {
     data.push({ month: m.month, series: "Enrolled", subjects: m.cumEnrolled });
   }
   return embed("timeline", {
-    width: "container", height: 220,
+    height: 220, gutter: 200, autosize: { type: "pad" },
     data: { values: data },
     mark: { type: "line", point: true },
     encoding: {

@@ -249,6 +249,7 @@ function wireFilters() {
 }
 
 async function main() {
+  measureCharts();
   const subjectsUrl = R5Subjects([["_count", PAGE_SIZE]]);
   const eventsUrl = AdverseEvents([["_count", PAGE_SIZE]]);
   const [study, r4Study, subjects, events] = await Promise.all([
