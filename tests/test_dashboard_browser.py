@@ -349,3 +349,51 @@ def test_dashboard_off_page_is_accessible(browser: Any, tmp_path: Path) -> None:
         assert "dashboard is off" in p.page.inner_text("main")
         assert run_axe(p.page) == []
         p.close()
+
+
+def _rewrite_links(route: Any, mapping: Any) -> None:
+    """Answer the request from the real server, passing its Bundle's links through `mapping`
+    (None drops the link)."""
+    response = route.fetch(url=route.request.url.replace("_cursor=", "_offset="))
+    bundle = response.json()
+    bundle["link"] = [dict(link, url=mapping(link["url"])) for link in bundle.get("link", [])
+                      if mapping(link["url"]) is not None]
+    route.fulfill(response=response, json=bundle)
+
+
+def test_paging_by_cursor_follows_every_next_link(page: Page, root: str) -> None:
+    # A server whose next links carry an opaque cursor, not _offset: the page follows them
+    # one by one to the last (served here by the real server, links rewritten).
+    seen: list[str] = []
+
+    def handler(route: Any) -> None:
+        seen.append(route.request.url)
+        _rewrite_links(route, lambda url: url.replace("_offset=", "_cursor="))
+
+    page.page.route("**/fhir/AdverseEvent?*", handler)
+    sdtm = _study_id(root, SDTM)
+    page.open(f"/studies/{sdtm}")
+    assert page.tile("Adverse events")["value"] == 51
+    pages = [u for u in seen if "_count=1000" in u or "_cursor=" in u]
+    assert len(pages) == 8 and sum("_cursor=" in u for u in pages) == 7  # 51 at 7 a page
+    assert page.errors == []
+
+
+def test_a_short_search_is_an_error_not_a_figure(page: Page, root: str) -> None:
+    # A server that caps silently: the Bundle says 51 but no next link leads to the rest.
+    page.page.route("**/fhir/AdverseEvent?*", lambda route: _rewrite_links(
+        route, lambda url: None if "_offset=" in url else url))
+    page.page.goto(f"{root}/studies/{_study_id(root, SDTM)}")
+    page.page.wait_for_selector("body[data-ready='error']")
+    status = page.page.inner_text("#status")
+    assert "read 7 of 51 matches" in status, status
+    assert page.page.inner_text("#ae-summary") == ""  # no partial figure shown
+
+
+def test_a_looping_next_link_is_an_error(page: Page, root: str) -> None:
+    # Next links that lead back to a page already read never end the search, nor count twice.
+    page.page.route("**/fhir/AdverseEvent?*", lambda route: _rewrite_links(
+        route, lambda url: url.replace("_offset=", "_loop=")))
+    page.page.goto(f"{root}/studies/{_study_id(root, SDTM)}")
+    page.page.wait_for_selector("body[data-ready='error']")
+    assert "came twice" in page.page.inner_text("#status")

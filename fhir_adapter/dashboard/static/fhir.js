@@ -54,9 +54,19 @@ async function searchAll(url, onPage) {
       if (onPage) onPage(Math.min(total, size * pages.length), total);
     }
   } else {
+    const followed = new Set([url]);
     for (let link = next; link; link = nextLink(pages[pages.length - 1])) {
+      if (followed.has(link)) throw new Error(`${url}: the next link ${link} came twice: paging loops`);
+      followed.add(link);
       pages.push(await getJson(link));
       if (onPage) onPage(null, total);
+      // The first page again, or more entries than the total: the links go round. Stop; the
+      // checks below say so.
+      const last = pages[pages.length - 1];
+      const read = pages.reduce((n, b) => n + (b.entry || []).length, 0);
+      if (total !== null && read > total) break;
+      if ((last.entry || []).length && (last.entry || []).every((e) =>
+        (pages[0].entry || []).some((f) => f.fullUrl === e.fullUrl))) break;
     }
   }
   const matches = [];
