@@ -397,3 +397,14 @@ def test_a_looping_next_link_is_an_error(page: Page, root: str) -> None:
     page.page.goto(f"{root}/studies/{_study_id(root, SDTM)}")
     page.page.wait_for_selector("body[data-ready='error']")
     assert "came twice" in page.page.inner_text("#status")
+
+
+def test_charts_refit_a_resized_window(page: Page, root: str) -> None:
+    p = page.open(f"/studies/{_study_id(root, SDTM)}")
+    wide = p.eval_on_selector("#chart-heat canvas", "c => c.getBoundingClientRect().width")
+    page.rerender(lambda: p.set_viewport_size({"width": 1024, "height": 768}))
+    narrow = p.eval_on_selector("#chart-heat canvas", "c => c.getBoundingClientRect().width")
+    assert narrow < wide
+    assert p.evaluate("document.documentElement.scrollWidth") <= 1024  # no sideways scroll
+    page.shot("study-CDISCPILOT01-1024")
+    assert page.errors == []

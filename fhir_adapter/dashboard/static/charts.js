@@ -47,7 +47,7 @@ function timelineChart(months) {
     data.push({ month: m.month, series: "Enrolled", subjects: m.cumEnrolled });
   }
   return embed("timeline", {
-    height: 220, gutter: 200, autosize: { type: "pad" },
+    height: 220, gutter: 250, autosize: { type: "pad" },
     data: { values: data },
     mark: { type: "line", point: true },
     encoding: {

@@ -246,6 +246,15 @@ function wireFilters() {
   }
   document.getElementById("filters").addEventListener("reset", () => setTimeout(rerender, 0));
   document.getElementById("filters").addEventListener("submit", (event) => event.preventDefault());
+  let resized = null;
+  window.addEventListener("resize", () => { // refit the charts to the new width
+    clearTimeout(resized);
+    resized = setTimeout(() => {
+      measureCharts();
+      timelineChart(byMonth(S.subjects));
+      rerender();
+    }, 250);
+  });
 }
 
 async function main() {
