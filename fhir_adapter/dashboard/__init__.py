@@ -17,7 +17,6 @@ import re
 from typing import Any
 
 from flask import Blueprint, Flask, Response, render_template, request
-from werkzeug.exceptions import NotFound
 
 # The extension on AdverseEvent carrying SDTM SUPPAE AETRTEM (treatment-emergent flag). Its
 # final URL is decided elsewhere (issue: SUPPAE qualifiers): point this at it. The page reads
@@ -50,13 +49,11 @@ def enabled(conf: dict[str, Any]) -> bool:
     return mode == "on" or (mode == "auto" and not auth_on(conf))
 
 
-class DashboardOff(NotFound):
-    """A dashboard path on a server where the dashboard is off."""
-
-    description = ("The dashboard is off on this server: authorization is on "
-                   "(FHIR_ADAPTER_AUTH) and the dashboard's pages would bypass it. Set "
-                   "FHIR_ADAPTER_DASHBOARD=on to serve it anyway (it then shows only what "
-                   "its own FHIR requests are authorized to read).")
+OFF_WITH_AUTH = ("The dashboard is off on this server: authorization is on "
+                 "(FHIR_ADAPTER_AUTH) and the dashboard's pages would bypass it. Set "
+                 "FHIR_ADAPTER_DASHBOARD=on to serve it anyway (it then shows only what "
+                 "its own FHIR requests are authorized to read).")
+OFF_BY_SETTING = "The dashboard is off on this server (FHIR_ADAPTER_DASHBOARD=off)."
 
 
 def _blueprint(on: bool, reason: str) -> Blueprint:
@@ -99,7 +96,6 @@ def _off(reason: str) -> Response:
 def init_app(app: Flask, conf: dict[str, Any]) -> None:
     """Register the dashboard's routes on the gateway app (served, or answering 404)."""
     on = enabled(conf)
-    reason = DashboardOff.description if dashboard_mode(conf) != "off" else (
-        "The dashboard is off on this server (FHIR_ADAPTER_DASHBOARD=off).")
+    reason = OFF_BY_SETTING if dashboard_mode(conf) == "off" else OFF_WITH_AUTH
     app.register_blueprint(_blueprint(on, reason))
     app.config["FHIR_ADAPTER_DASHBOARD"] = on
