@@ -12,6 +12,8 @@ EXPORT_RETENTION (seconds a finished job is kept; 86400). Authorization
 (gateway/security.py, fhir_adapter/auth): AUTH ("none" or "smart"), RATE_LIMIT
 (requests a minute per client and worker with auth on; 0: no limit),
 AUTH_ISSUER, AUTH_JWKS_URL, AUTH_AUDIENCE (tokens of an external issuer to accept).
+DASHBOARD (the HTML dashboard at / : auto, on, off; see fhir_adapter.dashboard; auto is off
+when AUTH is on).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_ISSUER": None,  # an external issuer whose tokens are accepted ...
     "AUTH_JWKS_URL": None,  # ... its keys
     "AUTH_AUDIENCE": None,  # ... and the aud its tokens carry for this server
+    "DASHBOARD": "auto",  # the HTML study dashboard: auto (off when AUTH is on), on, off
 }
 _INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", "RATE_LIMIT")
 _log = logging.getLogger("fhir_adapter.gateway")
@@ -125,6 +128,9 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
         store = open_store(conf["DATABASE_URL"])
     app.extensions["fhir_store"] = store
     errors.init_app(app)
+    from ..dashboard import init_app as dashboard
+
+    dashboard(app, conf)  # / and /studies/<id>: HTML pages reading the FHIR API
     fhir = _fhir_blueprint()
     app.register_blueprint(fhir, url_prefix="/fhir")
     app.register_blueprint(fhir, url_prefix="/fhir/R4", name="fhir_R4")
