@@ -28,8 +28,8 @@ _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"
 HL7_OPS = "http://hl7.org/fhir/OperationDefinition/"
 OWN_OPS = "https://fhir-adapter.dev/fhir/OperationDefinition/"
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
-WRITE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type",
-                      "create", "search-type")
+WRITE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance",
+                      "history-type", "create", "search-type")
 
 
 def _search_params(version: FhirVersion, rtype: str) -> list[dict[str, Any]]:
