@@ -27,6 +27,7 @@ bp = Blueprint("capability", __name__)
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 HL7_OPS = "http://hl7.org/fhir/OperationDefinition/"
 OWN_OPS = "https://fhir-adapter.dev/fhir/OperationDefinition/"
+COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"  # gateway/compartments.py
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 WRITE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance",
                       "history-type", "create", "search-type")
@@ -121,6 +122,7 @@ def capability_statement(version: FhirVersion, base: str) -> bytes:
                              "/fhir, R5 at /fhir/R5 or with Accept: application/fhir+json; "
                              "fhirVersion=5.0.",
             "resource": resources,
+            "compartment": [COMPARTMENT],
             "interaction": [{"code": "transaction"}, {"code": "batch"},
                             {"code": "history-system"}],
             "operation": [{"name": "ingest", "definition": OWN_OPS + "ingest"},
