@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+import fhir_adapter.gateway.searchparameters as searchparameters
 import fhir_adapter.gateway.terminology as terminology
 
 from .. import __version__
@@ -98,6 +99,7 @@ def capability_statement(version: FhirVersion, base: str) -> bytes:
     """The CapabilityStatement for `version` with links under `base`, serialised."""
     resources = [_stored_type(version, t) for t in STORED_TYPES]
     resources.append(_concept_map(version))
+    resources.append(searchparameters.capability())
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "fhir-adapter",
