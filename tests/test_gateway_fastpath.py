@@ -150,8 +150,8 @@ READS = [  # (path, headers, answered by the fast path?, status)
     (f"/fhir/AdverseEvent/{AES[1]}?_elements=subject", {}, False, 200),
     (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": "application/xml"}, False, 406),
     (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": f"{FHIR}; fhirVersion=3.0"}, False, 406),
-    (f"/fhir/R5/AdverseEvent/{AES[1]}", {}, False, 406),  # written in R4 only
-    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": R5}, False, 406),
+    (f"/fhir/R5/AdverseEvent/{AES[1]}", {}, True, 200),  # written in R4, converted to R5
+    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": R5}, True, 200),
     (f"/fhir/R5/Patient/{P1}", {"Accept": f"{FHIR}; fhirVersion=4.0"}, False, 400),
     (f"/fhir/Patient/{P1}", {"Content-Type": R5}, False, 200),
     (f"/fhir/AdverseEvent/{TAG}-unknown", {}, False, 404),
