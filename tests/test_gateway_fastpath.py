@@ -229,7 +229,7 @@ SEARCHES = [  # (path and query, headers, answered by the fast path?, status)
      400),
     (f"/fhir/AdverseEvent?{_subject(P1)}&_count=many", {}, False, 400),
     (f"/fhir/AdverseEvent?{_subject(P1)}&_summary=nonsense", {}, False, 400),
-    (f"/fhir/AdverseEvent?{_subject(P1)}&_include:iterate=AdverseEvent:subject", {}, False,
+    (f"/fhir/AdverseEvent?{_subject(P1)}&_include:recurse=AdverseEvent:subject", {}, False,
      400),
     (f"/fhir/AdverseEvent?{_subject(P1)}", {"Accept": "text/turtle"}, False, 406),
     (f"/fhir/R4/AdverseEvent?{_subject(P1)}", {"Accept": R5}, False, 400),

@@ -106,7 +106,7 @@ def search_all(c: Ctx, pid: str, params: list[tuple[str, str]], strict: bool) ->
     """Patient/<pid>/*: every stored compartment type, type by type in one paged searchset."""
     _patient_exists(c, pid)
     req = searching.parse(c, "Patient", params, strict)
-    if req.sort or req.include or req.revinclude:
+    if req.sort or req.include or req.revinclude or req.iterate or req.rev_iterate:
         raise BadRequest("_sort, _include and _revinclude need one resource type: search "
                          f"Patient/{pid}/[type] for them")
     totals, queries = [], []

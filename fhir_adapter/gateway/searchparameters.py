@@ -69,7 +69,7 @@ def search() -> Response:
     c = ctx()
     req = searching.parse(c, RTYPE, list(request.args.items(multi=True)), strict=True)
     unknown = [n for n, _ in req.filters if n not in FILTERS]
-    if unknown or req.include or req.revinclude or req.sort:
+    if unknown or req.include or req.revinclude or req.iterate or req.rev_iterate or req.sort:
         raise BadRequest(f"{RTYPE} is searched here by {', '.join(FILTERS)} only (with "
                          "_count, _offset, _total); not by "
                          + ", ".join(unknown or ["_include/_revinclude/_sort"]))
