@@ -162,6 +162,38 @@ def test_the_study_client_reads_studies_and_subjects_and_nothing_else(setup: Set
     assert r.status_code == 403
 
 
+def test_patch_compartments_and_search_parameters_need_their_scopes(setup: Setup) -> None:
+    c = setup.client()
+    study = _bearer(setup.token("study", STUDY_SCOPE))
+    patch = [{"op": "replace", "path": "/status", "value": "completed"}]
+    json_patch = {"Content-Type": "application/json-patch+json"}
+    # read and search on ResearchStudy, but no update: the patch is refused before it reads
+    r = c.patch(f"/fhir/ResearchStudy/{TAG}-study", json=patch, headers={**study, **json_patch})
+    assert r.status_code == 403, r.get_data(as_text=True)
+    r = c.patch(f"/fhir/ResearchStudy?_id={TAG}-study", json=patch,
+                headers={**study, **json_patch})
+    assert r.status_code == 403
+    transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
+                     "data": "W3sib3AiOiAicmVwbGFjZSIsICJwYXRoIjogIi9zdGF0dXMiLCAidmFsdWUiOiAi"
+                             "Y29tcGxldGVkIn1d"},
+        "request": {"method": "PATCH", "url": f"ResearchStudy/{TAG}-study"}}]}
+    assert c.post("/fhir", json=transaction, headers=study).status_code == 403
+    for path in (f"/fhir/Patient/{TAG}-patient/AdverseEvent", f"/fhir/Patient/{TAG}-patient/*",
+                 "/fhir/SearchParameter?code=identifier"):
+        r = c.get(path, headers=study)
+        assert r.status_code == 403, (path, r.get_data(as_text=True))
+    # with the scopes, the same requests are served
+    events = _bearer(setup.token("admin", "system/AdverseEvent.rs system/Patient.rs"))
+    r = c.get(f"/fhir/Patient/{TAG}-patient/AdverseEvent", headers=events)
+    assert r.status_code == 200 and r.json["total"] == 1
+    assert c.get(f"/fhir/Patient/{TAG}-patient/*", headers=events).status_code == 403
+    writer = _bearer(setup.token("admin", "system/ResearchStudy.rus"))
+    r = c.patch(f"/fhir/ResearchStudy/{TAG}-study", json=patch,
+                headers={**writer, **json_patch})
+    assert r.status_code == 200 and r.json["status"] == "completed", r.get_data(as_text=True)
+
+
 def test_export_writes_only_permitted_types(setup: Setup) -> None:
     headers = {**_bearer(setup.token("study", STUDY_SCOPE)), "Prefer": "respond-async"}
     c = setup.client()

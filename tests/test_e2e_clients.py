@@ -240,6 +240,35 @@ def test_fhirpy_create_update_refresh_delete(server: Server) -> None:
         client.reference("Patient", patient.id).to_resource()
 
 
+def test_fhirpy_patch_and_fhirclient_reads_the_result(server: Server) -> None:
+    client = SyncFHIRClient(server.base)
+    system = f"urn:e2e:{uuid.uuid4().hex}"
+    patient = client.resource("Patient", identifier=[{"system": system, "value": "1"}],
+                              gender="female")
+    patient.save()
+    patched = client.patch("Patient", patient.id, active=True, gender=None)  # merge patch
+    assert patched["active"] is True and "gender" not in patched
+    patient["birthDate"] = "1970-01-01"
+    patient.save(fields=["birthDate"])  # fhirpy's partial save is a PATCH too
+    found = client.resources("Patient").search(identifier=f"{system}|1")
+    found.patch(gender="other")  # conditional PATCH /Patient?identifier=...
+    read = Patient.read(patient.id, _fhirclient(server))
+    assert (read.active, read.gender, read.birthDate.isostring) == (True, "other",
+                                                                    "1970-01-01")
+    assert read.meta.versionId == "4"
+    # fhirclient has no patch(): its requests session sends a JSON Patch, If-Match first
+    session = _fhirclient(server).session
+    url = f"{server.base}/Patient/{patient.id}"
+    ops = b'[{"op": "remove", "path": "/birthDate"}]'
+    stale = session.patch(url, data=ops, headers={"Content-Type": "application/json-patch+json",
+                                                  "If-Match": 'W/"1"'})
+    assert stale.status_code == 412
+    done = session.patch(url, data=ops, headers={"Content-Type": "application/json-patch+json",
+                                                 "If-Match": 'W/"4"'})
+    assert done.status_code == 200, done.text
+    assert Patient.read(patient.id, _fhirclient(server)).birthDate is None
+
+
 # -- plain HTTP: versions, byte fidelity and the concurrency guarantees -----------------------
 
 def test_mapped_study_reads_in_both_versions(server: Server) -> None:

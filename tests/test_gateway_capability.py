@@ -53,7 +53,7 @@ def test_lists_every_indexed_search_parameter_and_the_interactions(client, versi
         assert all(listed[c]["definition"] == p.url and listed[c]["type"] == p.type
                    for c, p in indexed.items())
         codes = {i["code"] for i in resources[rtype]["interaction"]}
-        assert codes == {"read", "vread", "update", "delete", "history-instance",
+        assert codes == {"read", "vread", "update", "patch", "delete", "history-instance",
                          "history-type", "create", "search-type"}
         assert resources[rtype]["conditionalCreate"] is True
     assert "ResearchSubject:study" in resources["ResearchStudy"]["searchRevInclude"]

@@ -157,8 +157,8 @@ READS = [  # (path, headers, answered by the fast path?, status)
     (f"/fhir/AdverseEvent/{AES[1]}?_elements=subject", {}, True, 200),
     (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": "application/xml"}, True, 406),
     (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": f"{FHIR}; fhirVersion=3.0"}, True, 406),
-    (f"/fhir/R5/AdverseEvent/{AES[1]}", {}, True, 406),  # written in R4 only
-    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": R5}, True, 406),
+    (f"/fhir/R5/AdverseEvent/{AES[1]}", {}, True, 200),  # written in R4, converted to R5
+    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": R5}, True, 200),
     (f"/fhir/R5/Patient/{P1}", {"Accept": f"{FHIR}; fhirVersion=4.0"}, True, 400),
     (f"/fhir/Patient/{P1}", {"Content-Type": R5}, False, 200),
     (f"/fhir/AdverseEvent/{TAG}-unknown", {}, True, 404),
@@ -236,7 +236,7 @@ SEARCHES = [  # (path and query, headers, answered by the fast path?, status)
      400),
     (f"/fhir/AdverseEvent?{_subject(P1)}&_count=many", {}, True, 400),
     (f"/fhir/AdverseEvent?{_subject(P1)}&_summary=nonsense", {}, True, 400),
-    (f"/fhir/AdverseEvent?{_subject(P1)}&_include:iterate=AdverseEvent:subject", {}, True,
+    (f"/fhir/AdverseEvent?{_subject(P1)}&_include:recurse=AdverseEvent:subject", {}, True,
      400),
     (f"/fhir/AdverseEvent?{_subject(P1)}", {"Accept": "text/turtle"}, True, 406),
     (f"/fhir/R4/AdverseEvent?{_subject(P1)}", {"Accept": R5}, True, 400),

@@ -89,13 +89,17 @@ def test_one_resource_in_both_versions_when_valid_in_both(client) -> None:
 
 
 def test_r4_only_resource_read_in_r5_is_406_saying_why(client) -> None:
+    # R5 has no assignedArm: it goes to an extension, but the extension on its value cannot.
     subject = {"resourceType": "ResearchSubject", "status": "on-study",
                "study": {"reference": "ResearchStudy/x"},
-               "individual": {"reference": "Patient/y"}}
+               "individual": {"reference": "Patient/y"}, "assignedArm": "A",
+               "_assignedArm": {"extension": [{"url": "http://example.org/x",
+                                               "valueString": "y"}]}}
     rid = loads(post(client, subject).data)["id"]
     r = client.get(f"/fhir/R5/ResearchSubject/{rid}")
     assert r.status_code == 406
-    assert "R4" in loads(r.data)["issue"][0]["diagnostics"]
+    diagnostics = loads(r.data)["issue"][0]["diagnostics"]
+    assert "R4" in diagnostics and "ResearchSubject._assignedArm" in diagnostics
 
 
 def test_write_in_r5_via_content_type(client) -> None:

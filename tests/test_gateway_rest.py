@@ -188,7 +188,7 @@ def test_wrong_type_in_body_is_400(client) -> None:
     ("GET", "/fhir/Patient/does-not-exist", 404),
     ("GET", "/nowhere", 404),
     ("POST", "/fhir/ConceptMap", 405),
-    ("PATCH", "/fhir/Patient/1", 405),
+    ("PATCH", "/fhir/ConceptMap/1", 405),
 ])
 def test_errors_are_operation_outcomes(client, method, path, status) -> None:
     r = client.open(path, method=method, json={"resourceType": "ConceptMap"})

@@ -176,9 +176,11 @@ def test_include_study_and_individuals_of_subjects(client, study_with_subjects) 
 
 def test_search_in_r5_names_and_representations(client, study_with_subjects) -> None:
     s = study_with_subjects
-    # The subjects were written in R4 and are not valid R5 as they stand: R5 finds none.
+    # The subjects were written in R4 and converted on write: R5 finds them by R5 names.
     r5 = _get(client, f"/fhir/R5/ResearchSubject?identifier={s['system']}|")
-    assert r5["total"] == 0
+    assert r5["total"] == 3
+    assert all("subject" in e["resource"] and "individual" not in e["resource"]
+               for e in r5["entry"])
     # Patients are valid in both versions and are found through either.
     both = _get(client, f"/fhir/R5/Patient?identifier={s['system']}|")
     assert both["total"] == 3

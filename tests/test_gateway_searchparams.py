@@ -46,6 +46,8 @@ def _cases() -> Iterator[Any]:
     for version in ("R4", "R5"):
         statement = loads(capability_statement(version, BASE))
         for resource in statement["rest"][0]["resource"]:
+            if resource["type"] == "SearchParameter":  # not in the store: its own oracle in
+                continue  # test_gateway_own_searchparams.py, generated from this statement
             for param in resource.get("searchParam", []):
                 yield pytest.param(version, resource["type"], param["name"], param["type"],
                                    id=f"{version}-{resource['type']}-{param['name']}")

@@ -73,6 +73,28 @@ def db_init_command(database: str | None) -> None:
     click.echo(f"database ready: {make_url(database_url(database)).render_as_string()}")
 
 
+@db_group.command("reindex")
+@click.option("--type", "types", multiple=True, metavar="TYPE",
+              help="Only resources of this type (repeatable) [default: every type].")
+@database_option
+def db_reindex_command(types: tuple[str, ...], database: str | None) -> None:
+    """Rebuild the search index of the stored resources (after adding a SearchParameter)."""
+    from ..store import open_store
+    from ..store.reindex import reindex
+    from ..store.searchparams import RESOURCE_TYPES
+
+    unknown = sorted(set(types) - set(RESOURCE_TYPES))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: not a stored type; one of "
+                                 + ", ".join(RESOURCE_TYPES), param_hint="--type")
+    store = open_store(database)
+    try:
+        done = reindex(store, list(types) or None)
+    finally:
+        store.close()
+    click.echo(f"reindexed {done} resource(s)")
+
+
 @click.group("load")
 def load_group() -> None:
     """Map source files and store them in R4 and R5, one transaction per file."""

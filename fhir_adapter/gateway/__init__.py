@@ -79,11 +79,22 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _fhir_blueprint() -> Blueprint:
-    from . import bulkexport, bundles, capability, operations, rest, smart
+    from . import (
+        bulkexport,
+        bundles,
+        capability,
+        compartments,
+        operations,
+        patching,
+        rest,
+        searchparameters,
+        smart,
+    )
 
     fhir = Blueprint("fhir", __name__)
     # Operations and metadata first: their static paths must win over /<type>/<id>.
-    for child in (capability.bp, smart.bp, operations.bp, bulkexport.bp, bundles.bp, rest.bp):
+    for child in (capability.bp, smart.bp, operations.bp, bulkexport.bp, bundles.bp,
+                  searchparameters.bp, rest.bp, patching.bp, compartments.bp):
         fhir.register_blueprint(child)
     return fhir
 

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 import fhir_adapter.gateway.interactions as interactions
+import fhir_adapter.gateway.patching as patching
 
 from ..errors import BadRequest, FhirError, Issue
 from .bundle import assemble, entry
@@ -25,7 +26,7 @@ from .responses import body_in, etag, fhir_response, outcome
 from .rest import prefer
 
 bp = Blueprint("bundles", __name__)
-_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
 def _status(code: int) -> str:
@@ -59,6 +60,9 @@ def _run(c: Ctx, e: Entry, want: str) -> bytes:
     if e.method == "POST":
         done = interactions.create(c, e.type, e.resource, if_none_exist=e.if_none_exist,
                                    id=e.assigned_id, where=where)
+    elif e.method == "PATCH":
+        done = patching.patch(c, e.type, e.id or "", *patching.entry_patch(e.resource, where),
+                              if_match=e.if_match, where=where)
     elif e.criteria:
         done = interactions.conditional_update(c, e.type, e.criteria, e.resource,
                                                if_match=e.if_match, where=where)

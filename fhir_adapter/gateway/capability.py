@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
+import fhir_adapter.gateway.searchparameters as searchparameters
 import fhir_adapter.gateway.terminology as terminology
 
 from .. import __version__
@@ -28,9 +29,10 @@ bp = Blueprint("capability", __name__)
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 HL7_OPS = "http://hl7.org/fhir/OperationDefinition/"
 OWN_OPS = "https://fhir-adapter.dev/fhir/OperationDefinition/"
+COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"  # gateway/compartments.py
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
-WRITE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type",
-                      "create", "search-type")
+WRITE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance",
+                      "history-type", "create", "search-type")
 
 
 def _search_params(version: FhirVersion, rtype: str) -> list[dict[str, Any]]:
@@ -124,6 +126,7 @@ def capability_statement(version: FhirVersion, base: str, secured: bool = False)
     resources.append(_concept_map(version))
     if secured:
         resources.append(_audit_event(version))
+    resources.append(searchparameters.capability())
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "fhir-adapter",
@@ -148,6 +151,7 @@ def capability_statement(version: FhirVersion, base: str, secured: bool = False)
                              "/fhir, R5 at /fhir/R5 or with Accept: application/fhir+json; "
                              "fhirVersion=5.0.",
             "resource": resources,
+            "compartment": [COMPARTMENT],
             "interaction": [{"code": "transaction"}, {"code": "batch"},
                             {"code": "history-system"}],
             "operation": [{"name": "ingest", "definition": OWN_OPS + "ingest"},

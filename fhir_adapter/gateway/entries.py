@@ -11,13 +11,13 @@ from urllib.parse import parse_qsl, urlsplit
 import fhir_adapter.gateway.searching as searching
 
 from ..auth.access import require
-from ..errors import BadRequest, Gone, MethodNotAllowed, PreconditionFailed
+from ..errors import BadRequest, Gone, NotFound, PreconditionFailed
 from ..store.base import Store
 from .context import Ctx, for_type, public_base
 from .interactions import check_type, matches
 from .responses import body_in, parse_etag
 
-METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 @dataclass
@@ -47,12 +47,14 @@ class Entry:
                                          f"one {self.type}")
             self.assigned_id = found[0].id if found else str(uuid.uuid4())
             target = self.assigned_id
-        elif self.method in ("PUT", "DELETE") and self.criteria:
+        elif self.method in ("PUT", "PATCH", "DELETE") and self.criteria:
             found = matches(c, self.type, self.criteria)
             if len(found) > 1:
                 raise PreconditionFailed(f"{self.criteria} matches more than one {self.type}")
             if found:
                 target = found[0].id
+            elif self.method == "PATCH":
+                raise NotFound(f"no {self.type} matches {self.criteria}: nothing to patch")
             elif self.method == "PUT":
                 given = self.resource.get("id") if isinstance(self.resource, dict) else None
                 target = given or str(uuid.uuid4())
@@ -68,7 +70,7 @@ class Entry:
 
     def target_key(self) -> tuple[str, str] | None:
         """(type, id) this entry writes, to refuse two writes of one resource."""
-        if self.method in ("PUT", "DELETE") and self.id:
+        if self.method in ("PUT", "PATCH", "DELETE") and self.id:
             return self.type, self.id
         return None
 
@@ -109,8 +111,6 @@ def parse_entry(c: Ctx, index: int, item: Any) -> Entry:
         raise BadRequest(f"{where} has no request")
     req = item["request"]
     method = str(req.get("method", "")).upper()
-    if method == "PATCH":
-        raise MethodNotAllowed(f"{where}: PATCH is not supported")
     if method not in METHODS:
         raise BadRequest(f"{where}: request.method {req.get('method')!r} is not one of "
                          + ", ".join(METHODS))
@@ -136,11 +136,11 @@ def parse_entry(c: Ctx, index: int, item: Any) -> Entry:
         raise BadRequest(f"{where}: request.url {url} is not [type], [type]/[id] or "
                          "[type]/[id]/_history/[vid]")
     entry.criteria = query or None
-    if entry.method in ("POST", "PUT") and not isinstance(entry.resource, dict):
+    if entry.method in ("POST", "PUT", "PATCH") and not isinstance(entry.resource, dict):
         raise BadRequest(f"{where}: a {entry.method} needs a resource")
     if entry.method == "POST" and entry.id is not None:
         raise BadRequest(f"{where}: POST goes to [type], not {url}")
-    if entry.method in ("PUT", "DELETE") and not (entry.id or entry.criteria):
+    if entry.method in ("PUT", "PATCH", "DELETE") and not (entry.id or entry.criteria):
         raise BadRequest(f"{where}: {entry.method} needs [type]/[id] or [type]?criteria")
     if entry.vid is not None and entry.method != "GET":
         raise BadRequest(f"{where}: only GET may name a version")

@@ -50,18 +50,49 @@ def _reverse(c: Ctx, searched: str, matches: Sequence[Stored], value: str) -> li
                                              limit=c.max_count)]
 
 
+ROUNDS = 5  # _include:iterate / _revinclude:iterate rounds; more answers 400, never cut short
+
+
+def _step(c: Ctx, group: Sequence[Stored], include: Iterable[str],
+          revinclude: Iterable[str]) -> list[Stored]:
+    found = [r for v in include for r in _forward(c, group, v)]
+    by_type: dict[str, list[Stored]] = {}
+    for stored in group:
+        by_type.setdefault(stored.resource_type, []).append(stored)
+    for value in revinclude:
+        for rtype, members in by_type.items():
+            found += _reverse(c, rtype, members, value)
+    return found
+
+
 def included(c: Ctx, searched: str, matches: Sequence[Stored], include: Iterable[str],
-             revinclude: Iterable[str]) -> list[Stored]:
-    """Every resource the includes ask for, once each, none of them already a match."""
-    if not include and not revinclude:
+             revinclude: Iterable[str], iterate: Iterable[str] = (),
+             rev_iterate: Iterable[str] = ()) -> list[Stored]:
+    """Every resource the includes ask for, once each, none of them already a match.
+    `iterate` / `rev_iterate` (the :iterate ones) apply to the matches and then again to
+    what each round included, until nothing new is found. `_include=*` is every reference
+    parameter of the searched type."""
+    include = [f"{searched}:*" if v == "*" else v for v in include]
+    iterate = [f"{searched}:*" if v == "*" else v for v in iterate]
+    if not (include or revinclude or iterate or rev_iterate):
         return []
     seen = {(s.resource_type, s.id) for s in matches}
     out: list[Stored] = []
-    found = [r for v in include for r in _forward(c, matches, v)]
-    found += [r for v in revinclude for r in _reverse(c, searched, matches, v)]
-    for stored in found:
-        key = (stored.resource_type, stored.id)
-        if key not in seen:
-            seen.add(key)
-            out.append(stored)
-    return out
+    group: Sequence[Stored] = matches
+    for round_ in range(ROUNDS + 1):
+        if round_ == 0:
+            found = _step(c, group, [*include, *iterate], [*revinclude, *rev_iterate])
+        else:
+            found = _step(c, group, iterate, rev_iterate)
+        new = []
+        for stored in found:
+            key = (stored.resource_type, stored.id)
+            if key not in seen:
+                seen.add(key)
+                new.append(stored)
+        out += new
+        if not new or not (iterate or rev_iterate):
+            return out
+        group = new
+    raise BadRequest(f"_include:iterate / _revinclude:iterate still found new resources "
+                     f"after {ROUNDS} rounds; narrow the search")

@@ -15,6 +15,7 @@ from ..store.base import Stored
 from ..store.canonical import dumps
 from ..validation import FhirVersion
 from .negotiation import VERSION_PARAM_OUT
+from .versions import why_not
 
 
 def outcome(issues: list[Issue]) -> dict[str, Any]:
@@ -60,9 +61,11 @@ def body_in(stored: Stored, version: FhirVersion) -> bytes:
         return stored.json(version)
     except KeyError:
         written = " and ".join(sorted(stored.body)) or "no FHIR version"
+        why = why_not(stored.body[min(stored.body)], min(stored.body), version) \
+            if stored.body else "it has no body"  # type: ignore[arg-type]
         raise NotAcceptable(
             f"{stored.resource_type}/{stored.id} is not representable in FHIR {version}: it "
-            f"exists in {written} only and is not valid {version} as written; request it with "
+            f"exists in {written} only ({why}); request it with "
             f"fhirVersion={VERSION_PARAM_OUT[min(stored.body, default='R4')]}") from None
 
 

@@ -44,6 +44,8 @@ class Request:
     elements: str | None = None
     include: list[str] = field(default_factory=list)
     revinclude: list[str] = field(default_factory=list)
+    iterate: list[str] = field(default_factory=list)  # _include:iterate
+    rev_iterate: list[str] = field(default_factory=list)  # _revinclude:iterate
     ignored: list[str] = field(default_factory=list)
     echo: list[tuple[str, str]] = field(default_factory=list)  # result params for links
 
@@ -56,6 +58,16 @@ def _int(name: str, value: str) -> int:
     if number < 0:
         raise BadRequest(f"{name}={value} must not be negative")
     return number
+
+
+def _include(req: Request, name: str, value: str) -> None:
+    base, _, modifier = name.partition(":")
+    if modifier not in ("", "iterate"):
+        raise BadRequest(f"{name} is not supported (the modifier is :iterate)")
+    reverse = base == "_revinclude"
+    target = ((req.rev_iterate if reverse else req.iterate) if modifier
+              else (req.revinclude if reverse else req.include))
+    target.append(value)
 
 
 def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], strict: bool) -> Request:
@@ -83,14 +95,8 @@ def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], strict: boo
             req.summary = value
         elif base == "_elements":
             req.elements = value
-        elif base == "_include":
-            if ":iterate" in name or ":recurse" in name:
-                raise BadRequest(f"{name} is not supported (no iterative includes)")
-            req.include.append(value)
-        elif base == "_revinclude":
-            if ":iterate" in name or ":recurse" in name:
-                raise BadRequest(f"{name} is not supported (no iterative includes)")
-            req.revinclude.append(value)
+        elif base in ("_include", "_revinclude"):
+            _include(req, name, value)
         if base in ("_sort", "_total", "_summary", "_elements", "_include", "_revinclude"):
             req.echo.append((name, value))
     elements.check(req.summary, req.elements)
@@ -147,7 +153,8 @@ def run(c: Ctx, req: Request, strict: bool) -> bytes:
     # A plain search takes its matches as (id, bytes) pairs where the store offers them
     # (SqlStore.search_rows: no Stored built per match); everything else as Stored.
     rows_of = getattr(c.store, "search_rows", None)
-    page = None if subset or req.include or req.revinclude or rows_of is None else rows_of(query)
+    includes = req.include or req.revinclude or req.iterate or req.rev_iterate
+    page = None if subset or includes or rows_of is None else rows_of(query)
     if page is None:
         result = c.store.search(query)
         found = list(result.matches)
@@ -168,7 +175,8 @@ def run(c: Ctx, req: Request, strict: bool) -> bytes:
         found = found[:req.count]
         for mode, group in (("match", found),
                             ("include", included(c, req.resource_type, found, req.include,
-                                                 req.revinclude))):
+                                                 req.revinclude, req.iterate,
+                                                 req.rev_iterate))):
             _entries(parts, c.base, ((s.resource_type, s.id, resource_bytes(c, req, s) if subset
                                       else s.body.get(c.version)) for s in group),
                      _SEARCH_MODE[mode])

@@ -1,17 +1,21 @@
 """Which FHIR versions a written resource can be served in.
 
-A client writes in one version. Many resources (Patient, Organization, Location, ...) are
-valid unchanged in the other version too: then both representations are stored and the
-resource reads in both. Where the same JSON is not valid in the other version (ResearchStudy,
-ResearchSubject, AdverseEvent changed a lot in R5), only the written version is stored and a
-read in the other version answers 406 saying why. No guessing conversions for client data.
+A client writes in one version; the other version's representation is its conversion
+(gateway/xversion: the structural changes between R4 and R5, elements without a home
+in the official cross-version extensions), stored when it is valid there and converts back
+unchanged. Where it cannot be (an element neither version's extensions can carry, a
+required element with no source), only the written version is stored and a read in the
+other version answers 406 naming the element.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import fhir_adapter.gateway.xversion as xversion
+
 from ..errors import InvalidResource, Issue
+from ..store.canonical import loads
 from ..validation import FhirVersion, validate
 
 OTHER: dict[FhirVersion, FhirVersion] = {"R4": "R5", "R5": "R4"}
@@ -42,6 +46,18 @@ def representations(resource: dict[str, Any], version: FhirVersion,
     raises InvalidResource when it is not valid in `version`."""
     check(resource, version, where)
     out = {version: resource}
-    if not validate(resource, OTHER[version]):
-        out[OTHER[version]] = resource
+    try:
+        out[OTHER[version]] = xversion.convert_checked(resource, version, OTHER[version])
+    except xversion.NotRepresentable:
+        pass  # served in `version` only; a read in the other says why (responses.body_in)
     return out
+
+
+def why_not(body: bytes, version: FhirVersion, wanted: FhirVersion) -> str:
+    """Why a resource stored in `version` has no representation in `wanted`."""
+    try:
+        xversion.convert_checked(loads(body), version, wanted)
+    except xversion.NotRepresentable as exc:
+        return str(exc)
+    return ("it was stored before conversions between versions existed; write it again "
+            "to add its other version")

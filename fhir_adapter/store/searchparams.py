@@ -106,6 +106,22 @@ def _bundle(version: FhirVersion) -> dict[str, Any]:
     return json.loads(path.read_text("utf-8"))
 
 
+@cache
+def own_bundle(version: FhirVersion) -> dict[str, Any]:
+    """Our own SearchParameters of `version` (data/searchparameters/own-r4.json, ...): where
+    the official set has a gap (R4 AdverseEvent-identifier). Indexed like the official."""
+    path = resources.files("fhir_adapter").joinpath("data", "searchparameters",
+                                                    f"own-{version.lower()}.json")
+    if not path.is_file():
+        return {"resourceType": "Bundle", "type": "collection", "entry": []}
+    return json.loads(path.read_text("utf-8"))
+
+
+def definitions(version: FhirVersion) -> list[dict[str, Any]]:
+    """Every SearchParameter resource indexed in `version`: the official, then our own."""
+    return [e["resource"] for b in (_bundle(version), own_bundle(version)) for e in b["entry"]]
+
+
 # Search parameter type of an element type: for composite components whose definition the
 # official bundle lacks (R5 ResearchStudy progress-status-*: state, actual, period).
 _PARAM_TYPE_OF = {
@@ -137,7 +153,7 @@ def _component_type(version: FhirVersion, definitions: dict[str, dict[str, Any]]
 
 @cache
 def _registry(version: FhirVersion) -> dict[str, dict[str, SearchParam]]:
-    entries = [e["resource"] for e in _bundle(version)["entry"]]
+    entries = definitions(version)
     by_url = {sp["url"]: sp for sp in entries}
     registry: dict[str, dict[str, SearchParam]] = {t: {} for t in RESOURCE_TYPES}
     for sp in entries:
