@@ -15,9 +15,9 @@ from conftest import FIXTURES, fixture_path
 from golden import GOLDEN, check_golden
 
 from fhir_adapter import ids
+from fhir_adapter.mapping.own_terms import ctgov_system
 from fhir_adapter.mapping.study import map_study, unmapped
 from fhir_adapter.mapping.study_common import (
-    CTGOV_DS,
     OBJECTIVE_TYPE,
     PARTY_ROLE,
     RS_STATUS,
@@ -198,7 +198,7 @@ def test_r5_shape_follows_hl7_ctgov_example(fixtures_dir: Path) -> None:
     assert hl7_roles <= ours_roles | {"sponsor"}  # 'sponsor' only when it differs from the lead
     lead = next(p for p in ours["associatedParty"]
                 if p["role"]["coding"][0]["code"] == "lead-sponsor")
-    assert lead["classifier"][0]["coding"][0]["system"] == f"{CTGOV_DS}#enum-AgencyClass"
+    assert lead["classifier"][0]["coding"][0]["system"] == ctgov_system("AgencyClass")
     # comparisonGroup: linkId, name, type, description, intendedExposure -> EvidenceVariable.
     for doc in (hl7, ours):
         for group in doc["comparisonGroup"]:

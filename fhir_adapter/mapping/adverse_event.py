@@ -19,7 +19,7 @@ Field table (source: SDTM AE variable / our column -> R4 4.0.1 ; R5 5.0.0):
 - AEENDTC / end_date -> extension xver AdverseEvent.occurrence valuePeriod {start, end} ;
   occurrencePeriod.end
 - AEDTC / recorded_date -> recordedDate ; recordedDate
-- AESER / serious -> seriousness Serious|Non-serious ; seriousness serious|non-serious
+- AESER / serious -> seriousness serious|non-serious ; seriousness serious|non-serious
 - AESDTH, AESLIFE, AESHOSP, AESDISAB, AESCONG, AESMIE (+ AESCAN, AESOD) / criteria columns,
   serious events only -> extension (backport) seriousness-criteria {criterionCode (NCIt),
   criterionPresent} ; extension (ae-research) seriousness-criteria, same shape

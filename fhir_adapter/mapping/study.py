@@ -3,7 +3,8 @@ the same shape) -> FHIR ResearchStudy and the resources it references, R4 4.0.1 
 
 XV = cross-version extension http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchStudy.X
 (hl7.fhir.uv.xver-r5.r4; complex ones have sub-extensions named after the R5 child elements).
-CT = coding in https://clinicaltrials.gov/data-about-studies/study-data-structure#enum-<Enum>.
+CT = coding in our published CodeSystem of the CT.gov enum, https://fhir-adapter.dev/fhir/
+CodeSystem/ctgov-<enum-in-kebab-case> (mapping/own_terms.py; served at /fhir/CodeSystem).
 ConceptMaps (mappings/) are named in [brackets].
 
 CT.gov v2 path                          R4                                R5
@@ -99,6 +100,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..codesystems import conform_all
 from ..errors import InputError
 from ..validation import normalise_version
 from . import Mapped, study_r4, study_r5
@@ -199,6 +201,7 @@ def map_study(study: dict[str, Any], version: str = "R4", source: str | None = N
     if left:
         ctx.warn("not mapped: " + ", ".join(left))
     resources = [main, *extra, *ctx.resources.values()]
+    conform_all(resources, fhir_version)  # official displays; no R5-only system in R4
     return Mapped([ordered(r, fhir_version) for r in resources], ctx.warnings)
 
 
