@@ -173,9 +173,9 @@ def test_meddra_codes_only_when_given_and_every_term_kept() -> None:
                MeddraTerm("bodySystem", "Musculoskeletal disorders", None))
     ae, _ = mapped("R5", meddra=uncoded)
     assert "coding" not in ae["code"]
-    assert [e["valueCoding"] for e in ext(ae, "meddra-classification")[0]["extension"]] == [
-        {"system": "https://www.meddra.org", "display": "Back pain"},
-        {"system": "https://www.meddra.org", "display": "Musculoskeletal disorders"}]
+    # a term without its code is text, never a code-less coding (cod-1)
+    assert [e["valueCodeableConcept"] for e in ext(ae, "meddra-classification")[0]["extension"]
+            ] == [{"text": "Back pain"}, {"text": "Musculoskeletal disorders"}]
 
 
 def test_only_the_first_body_system_repeating_the_soc_is_dropped() -> None:

@@ -12,7 +12,7 @@ Field table (source: SDTM AE variable / our column -> R4 4.0.1 ; R5 5.0.0):
   code.coding
 - every MedDRA level given, coded or not (LLT, PT, HLT, HLGT, SOC, AEBODSYS when it is not
   the SOC) -> extension meddra-classification {llt, pt, hlt, hlgt, soc, bodySystem}
-  .valueCoding ; same. Terms without codes are kept there, never as code-less event codings.
+  .valueCoding (a term without code: .valueCodeableConcept.text, cod-1) ; same.
 - USUBJID / subject_id -> subject = Patient (contract id) ; same
 - STUDYID or --study / study_id -> study = ResearchStudy (contract id) ; same
 - AESTDTC / onset_date -> date ; occurrencePeriod.start
@@ -274,7 +274,9 @@ def _meddra_extension(record: AdverseEventRecord) -> list[dict]:
         # first term equal to it: any equal term is a body system too.)
         terms = [*terms[:body_at], *terms[body_at + 1:]]
     return [{"url": MEDDRA_EXT, "extension": [
-        {"url": t.level, "valueCoding": _meddra_coding(t.code, t.term)} for t in terms]}]
+        {"url": t.level, **({"valueCoding": _meddra_coding(t.code, t.term)} if t.code is not None
+                            else {"valueCodeableConcept": {"text": t.term}})}  # cod-1
+        for t in terms]}]
 
 
 def _meddra_coding(code: str | None, term: str | None) -> dict:

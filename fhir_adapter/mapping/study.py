@@ -52,8 +52,8 @@ armsInterventions.interventions         focus{text, MeSH}                 focus{
                                           other names as note, type as useContext, like HL7's)
   .armGroups label/type/description     arm{name, type [ctgov-arm-type],  comparisonGroup{linkId
                                           description}                      = ids.arm_link_id,
-  interventionNames/armGroupLabels      arm XV comparisonGroup.            name, type, description,
-                                          intendedExposure                  intendedExposure}
+  interventionNames/armGroupLabels      XV comparisonGroup{linkId, name,   name, type, description,
+                                          intendedExposure} (per arm)       intendedExposure}
 outcomes.primary/secondary/other        objective{name, type primary /    outcomeMeasure{name,
   (measure, description, timeFrame)       secondary / exploratory} + XV     type, description +
                                           outcomeMeasure (with description) "Time frame: ..."}

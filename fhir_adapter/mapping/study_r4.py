@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import ids
 from .study_common import Ctx, complex_ext, ext, reference, translate
 from .study_facts import Facts
 from .study_parties import Party, Sites
@@ -60,6 +61,7 @@ def research_study(ctx: Ctx, facts: Facts, parties: list[Party], sites: Sites,
     pi = _native(parties, "pi")
     contacts = [p.contact for p in _native(parties, "contact") if p.contact]
     extensions += [party_ext(p) for p in parties if p.native not in ("sponsor", "pi", "contact")]
+    extensions += [_exposures(arm) for arm in facts.arms if arm["exposures"]]
     extensions += [complex_ext("ResearchStudy.outcomeMeasure", [
         ("name", "String", o["name"]), ("type", "CodeableConcept", o["type"]),
         ("description", "Markdown", o["description"])]) for o in facts.outcomes]
@@ -94,12 +96,17 @@ def research_study(ctx: Ctx, facts: Facts, parties: list[Party], sites: Sites,
     }
 
 
+def _exposures(arm: dict[str, Any]) -> dict[str, Any]:
+    """What an arm gives, as the cross-version comparisonGroup extension on the ResearchStudy
+    (its context; on R4 arm the validator finds the R5 child out of place), tied to the arm by
+    its name and linkId."""
+    return complex_ext("ResearchStudy.comparisonGroup", [
+        ("linkId", "Id", ids.arm_link_id(arm["name"])), ("name", "String", arm["name"]),
+        *(("intendedExposure", "Reference", e) for e in arm["exposures"])])
+
+
 def _arm(arm: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if arm["exposures"]:
-        out["extension"] = [ext("ResearchStudy.comparisonGroup.intendedExposure", "Reference",
-                                exposure) for exposure in arm["exposures"]]
-    out["name"] = arm["name"]
+    out: dict[str, Any] = {"name": arm["name"]}
     if arm["type"]:
         out["type"] = arm["type"]
     if arm["description"]:
