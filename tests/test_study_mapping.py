@@ -284,6 +284,26 @@ def test_unknown_status_uses_last_known_status_not_actual() -> None:
     assert first["state"]["coding"][0]["code"] == "recruiting" and first["actual"] is False
 
 
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_stated_unknown_status_is_a_searchable_tag(tmp_path: Path, version: str) -> None:
+    """R4 has no unknown state: the stated UNKNOWN is a meta.tag in our published CT.gov
+    status CodeSystem, found by ResearchStudy?_tag=...|UNKNOWN in a real store; a study with
+    a known status is not."""
+    from fhir_adapter.store import open_store
+    from fhir_adapter.store.base import SearchQuery
+
+    unknown = main(map_study(v2("NCT03475563.json"), version).resources)
+    known = main(map_study(example(), version).resources)
+    tag = {"system": ctgov_system("Status"), "code": "UNKNOWN", "display": "Unknown"}
+    assert unknown["meta"]["tag"] == [tag] and "meta" not in known
+    store = open_store(f"sqlite:///{tmp_path}/tag.db")
+    with store.transaction() as tx:
+        for resource in (unknown, known):
+            tx.update({version: resource})
+    query = SearchQuery("ResearchStudy", version, [("_tag", f"{tag['system']}|UNKNOWN")])
+    assert [m.id for m in store.search(query).matches] == [unknown["id"]]
+
+
 def test_actual_start_and_estimated_end_are_two_entries() -> None:
     study = example()
     study["protocolSection"]["statusModule"]["startDateStruct"]["type"] = "ACTUAL"
@@ -369,7 +389,9 @@ def test_legacy_xml_and_v2_json_agree() -> None:
         assert sa["id"] == sb["id"]
         assert [i["value"] for i in sa["identifier"]] == [i["value"] for i in sb["identifier"]]
         assert sa["status"] == sb["status"] and sa["phase"] == sb["phase"]
-        assert sa["condition"] == sb["condition"]
+        # the same conditions and derived MeSH terms; the XML names MeSH terms without ids
+        assert [c["text"] for c in sa["condition"]] == [c["text"] for c in sb["condition"]]
+        assert all(c["coding"][0]["code"] for c in sb["condition"] if "coding" in c)
         arms = "arm" if version == "R4" else "comparisonGroup"
         assert [x["name"] for x in sa[arms]] == [x["name"] for x in sb[arms]]
         regions = "location" if version == "R4" else "region"
@@ -401,3 +423,20 @@ def test_official_without_role_still_has_a_role() -> None:
             assert validate(resource, version) == []
     party = main(map_study(study, "R5").resources)["associatedParty"][-1]
     assert party["role"] == {"text": "Overall Official"}
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_derived_mesh_terms_are_codings(version: str) -> None:
+    """CT.gov's derived MeSH conditions become MeSH codings even when the stated condition text
+    differs ('ALS' vs 'Amyotrophic Lateral Sclerosis'); ancestors are coded keywords."""
+    study = example()
+    study["protocolSection"]["conditionsModule"]["conditions"] = ["ALS"]
+    rs = main(map_study(study, version).resources)
+    derived = {m["id"] for m in study["derivedSection"]["conditionBrowseModule"]["meshes"]}
+    coded = {c["code"] for cc in rs["condition"] for c in cc.get("coding", [])}
+    assert rs["condition"][0] == {"text": "ALS"} and coded == derived
+    ancestors = {m["id"] for m in study["derivedSection"]["conditionBrowseModule"]["ancestors"]}
+    assert ancestors <= {c["code"] for cc in rs["keyword"] for c in cc.get("coding", [])}
+    for cc in rs["condition"] + rs["keyword"]:
+        for c in cc.get("coding", []):
+            assert c["system"] == "https://www.nlm.nih.gov/mesh" and c["display"] == cc["text"]

@@ -46,6 +46,11 @@ description.briefSummary                description (+ XV descriptionSummary) de
   .detailedDescription                  description (after the summary)   description
 conditions.conditions                   condition{text, MeSH coding when derivedSection
                                           .conditionBrowseModule.meshes has the same term}
+derivedSection.conditionBrowseModule    condition{MeSH coding, text} for each other derived
+  .meshes (XML condition_browse: terms)   MeSH term (text only when the XML gives no id)
+  .ancestors (+ intervention ancestors) keyword{MeSH coding, text}        same
+  interventionBrowseModule.meshes       focus{MeSH coding, text} when no  focus{concept}
+                                          intervention is named so
   .keywords                             keyword{text}                     keyword{text}
 armsInterventions.interventions         focus{text, MeSH}                 focus{concept, reference}
                                         -> EvidenceVariable per intervention (title, description,
@@ -89,8 +94,8 @@ ipdSharingStatementModule               note                              note
 MeSH codings use the canonical url of THO's CodeSystem "MeSH", https://www.nlm.nih.gov/mesh
 (urn:oid:2.16.840.1.113883.6.177 is that CodeSystem's OID identifier, not its url).
 
-Not mapped (and why): derivedSection other than the MeSH terms (derived by CT.gov from the
-protocol), eligibility.stdAges and design.nPtrsToThisExpAccNctId (derived), resultsSection
+Not mapped (and why): derivedSection other than the MeSH terms (browse leaves and branches,
+misc info: CT.gov's own site navigation), eligibility.stdAges and design.nPtrsToThisExpAccNctId (derived), resultsSection
 (results are not part of the protocol; reported), largeDocs uploadDate/size (reported).
 Anything else a record carries that is not in HANDLED below is reported in Mapped.warnings,
 never dropped silently.

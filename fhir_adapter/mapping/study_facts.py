@@ -49,12 +49,14 @@ class Facts:
     summary: str | None = None
     detail: str | None = None
     interventions: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    focus_mesh: list[dict[str, Any]] = field(default_factory=list)  # derived, not named
     arms: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     target: int | None = None
     actual: int | None = None
     eligibility: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    tags: list[dict[str, Any]] = field(default_factory=list)  # meta.tag
 
 
 def gather(ctx: Ctx) -> Facts:
@@ -210,20 +212,43 @@ def _classifiers(ctx: Ctx, facts: Facts) -> None:
                                   + (f" {display(state)}" if state else "")})
 
 
+def _meshes(ctx: Ctx, browse: str, kind: str = "meshes") -> list[tuple[str | None, str]]:
+    """(MeSH id or None, term) that CT.gov derived (legacy XML gives terms only)."""
+    module = (ctx.study.get("derivedSection") or {}).get(browse) or {}
+    return [(m.get("id") or None, m["term"]) for m in module.get(kind) or []
+            if isinstance(m, dict) and m.get("term")]
+
+
 def mesh_terms(ctx: Ctx, browse: str) -> dict[str, str]:
     """{term (case-folded): MeSH id} that CT.gov derived for conditions or interventions."""
-    module = (ctx.study.get("derivedSection") or {}).get(browse) or {}
-    return {m["term"].casefold(): m["id"] for m in module.get("meshes") or []
-            if m.get("term") and m.get("id")}
+    return {term.casefold(): code for code, term in _meshes(ctx, browse) if code}
+
+
+def _mesh_concept(code: str | None, term: str) -> dict[str, Any]:
+    # Without its id a MeSH term is text: a coding needs a code (cod-1).
+    return concept([mesh_coding(code, term)] if code else [], term)
 
 
 def _conditions(ctx: Ctx, facts: Facts) -> None:
     conds = ctx.module("conditionsModule")
     mesh = mesh_terms(ctx, "conditionBrowseModule")
+    named = set()
     for name in conds.get("conditions") or []:
         code = mesh.get(name.casefold())
+        named.add(name.casefold())
         facts.conditions.append(concept([mesh_coding(code, name)] if code else [], name))
+    # The MeSH conditions CT.gov derived from the record (most differ from the stated text).
+    facts.conditions += [_mesh_concept(code, term)
+                         for code, term in _meshes(ctx, "conditionBrowseModule")
+                         if term.casefold() not in named]
     facts.keywords = [{"text": k} for k in conds.get("keywords") or []]
+    # Their MeSH ancestors are the broader headings CT.gov files the study under: keywords.
+    seen: set[str] = set()
+    for browse in ("conditionBrowseModule", "interventionBrowseModule"):
+        for code, term in _meshes(ctx, browse, "ancestors"):
+            if term.casefold() not in seen:
+                seen.add(term.casefold())
+                facts.keywords.append(_mesh_concept(code, term))
 
 
 def _arms(ctx: Ctx, facts: Facts) -> None:
@@ -235,6 +260,10 @@ def _arms(ctx: Ctx, facts: Facts) -> None:
         facts.interventions.append((resource, intervention_concept(resource["title"], mesh)))
         label = f"{display(item.get('type') or 'OTHER')}: {resource['title']}"
         labelled.append((label, set(item.get("armGroupLabels") or []), resource))
+    named = {r["title"].casefold() for r, _ in facts.interventions}
+    facts.focus_mesh = [_mesh_concept(code, term)
+                        for code, term in _meshes(ctx, "interventionBrowseModule")
+                        if term.casefold() not in named]
     for arm in module.get("armGroups") or []:
         name = arm.get("label")
         if not name:
