@@ -440,3 +440,15 @@ def test_derived_mesh_terms_are_codings(version: str) -> None:
     for cc in rs["condition"] + rs["keyword"]:
         for c in cc.get("coding", []):
             assert c["system"] == "https://www.nlm.nih.gov/mesh" and c["display"] == cc["text"]
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_sdtm_ts_objectives_are_study_objectives(version: str) -> None:
+    """Every TS OBJPRIM/OBJSEC of the pilot is an objective of its type, text as stated."""
+    study = sdtm_design()
+    stated = study["protocolSection"]["x-sdtm"]["objectives"]
+    assert {o["type"] for o in stated} == {"primary", "secondary"}
+    rs = main(map_study(study, version).resources)
+    text = "name" if version == "R4" else "description"
+    got = [(o["type"]["coding"][0]["code"], o[text]) for o in rs["objective"]][:len(stated)]
+    assert got == [(o["type"], o["text"]) for o in stated]

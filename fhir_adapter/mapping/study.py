@@ -90,13 +90,16 @@ references.references (citations),      relatedArtifact (citation /       relate
   .seeAlsoLinks, .availIpds;              documentation, url); the CT.gov   document.url); record
   documentSection.largeDocs; the record   record as derived-from            as 'transforms' (HL7)
 ipdSharingStatementModule               note                              note
+x-sdtm.objectives (SDTM TS OBJPRIM,     objective{name = the text, type   objective{type,
+  OBJSEC, OBJEXP)                         primary/secondary/exploratory}    description = text}
 
 MeSH codings use the canonical url of THO's CodeSystem "MeSH", https://www.nlm.nih.gov/mesh
 (urn:oid:2.16.840.1.113883.6.177 is that CodeSystem's OID identifier, not its url).
 
 Not mapped (and why): derivedSection other than the MeSH terms (browse leaves and branches,
-misc info: CT.gov's own site navigation), eligibility.stdAges and design.nPtrsToThisExpAccNctId (derived), resultsSection
-(results are not part of the protocol; reported), largeDocs uploadDate/size (reported).
+misc info: CT.gov's own site navigation), eligibility.stdAges and
+design.nPtrsToThisExpAccNctId (derived), resultsSection (results are not part of the
+protocol; reported), largeDocs uploadDate/size (reported).
 Anything else a record carries that is not in HANDLED below is reported in Mapped.warnings,
 never dropped silently.
 """
@@ -170,7 +173,7 @@ HANDLED = frozenset([
             "ipdSharing description infoTypes timeFrame accessCriteria url"),
     *_paths("documentSection.largeDocumentModule.largeDocs",
             "label date filename typeAbbrev hasProtocol hasSap hasIcf"),
-    "derivedSection", "hasResults"])
+    f"{P}.x-sdtm.objectives", "derivedSection", "hasResults"])
 EXPECTED = ("statusModule", "sponsorCollaboratorsModule", "descriptionModule",
             "conditionsModule", "designModule", "armsInterventionsModule", "outcomesModule",
             "eligibilityModule", "contactsLocationsModule")

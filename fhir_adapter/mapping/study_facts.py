@@ -57,6 +57,7 @@ class Facts:
     eligibility: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     tags: list[dict[str, Any]] = field(default_factory=list)  # meta.tag
+    objectives: list[dict[str, Any]] = field(default_factory=list)  # {text, type}
 
 
 def gather(ctx: Ctx) -> Facts:
@@ -289,7 +290,19 @@ def _arms(ctx: Ctx, facts: Facts) -> None:
                            "description": arm.get("description"), "exposures": exposures})
 
 
+def _objectives(ctx: Ctx, facts: Facts) -> None:
+    """SDTM TS objectives (OBJPRIM, OBJSEC, OBJEXP; read into x-sdtm.objectives): CT.gov has no
+    objectives, FHIR does."""
+    extra = ctx.module("x-sdtm")
+    for item in extra.get("objectives") or []:
+        kind = item.get("type")
+        if item.get("text") and kind in ("primary", "secondary", "exploratory"):
+            facts.objectives.append({"text": item["text"], "type": concept(
+                [coding(OBJECTIVE_TYPE, kind, kind.title())])})
+
+
 def _outcomes(ctx: Ctx, facts: Facts) -> None:
+    _objectives(ctx, facts)
     module = ctx.module("outcomesModule")
     # CT.gov "other pre-specified" outcomes are the exploratory ones of the HL7 objective types.
     for name, code in (("primaryOutcomes", "primary"), ("secondaryOutcomes", "secondary"),

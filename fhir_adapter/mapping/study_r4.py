@@ -92,8 +92,9 @@ def research_study(ctx: Ctx, facts: Facts, parties: list[Party], sites: Sites,
         "reasonStopped": {"text": facts.why_stopped} if facts.why_stopped else None,
         "note": [{"text": n} for n in facts.notes],
         "arm": [_arm(arm) for arm in facts.arms],
-        "objective": [{k: v for k, v in (("name", o["name"]), ("type", o["type"])) if v}
-                      for o in facts.outcomes],
+        "objective": [{"name": o["text"], "type": o["type"]} for o in facts.objectives]
+        + [{k: v for k, v in (("name", o["name"]), ("type", o["type"])) if v}
+           for o in facts.outcomes],
     }
 
 

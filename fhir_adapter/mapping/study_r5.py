@@ -77,6 +77,7 @@ def research_study(ctx: Ctx, facts: Facts, parties: list[Party], sites: Sites,
         "whyStopped": {"text": facts.why_stopped} if facts.why_stopped else None,
         "recruitment": recruitment,
         "comparisonGroup": [_group(arm) for arm in facts.arms],
+        "objective": [{"type": o["type"], "description": o["text"]} for o in facts.objectives],
         "outcomeMeasure": [{k: v for k, v in (("name", o["name"]), ("type", [o["type"]]),
                                                ("description", o["description"])) if v}
                            for o in facts.outcomes],
