@@ -16,7 +16,8 @@ from flask import Blueprint, Response
 
 import fhir_adapter.gateway.terminology as terminology
 
-from .. import __version__
+from .. import __version__, extension_defs
+from ..mapping import own_terms
 from ..store.canonical import dumps
 from ..store.searchparams import search_params
 from ..validation import FHIR_RELEASE, FhirVersion
@@ -92,11 +93,30 @@ def _concept_map(version: FhirVersion) -> dict[str, Any]:
     return out
 
 
+def _read_only(version: FhirVersion, rtype: str, documentation: str) -> dict[str, Any]:
+    return {"type": rtype, "documentation": documentation,
+            "interaction": [{"code": c} for c in ("read", "vread", "history-instance",
+                                                  "history-type", "search-type")],
+            "versioning": "versioned", "readHistory": True, "conditionalRead": "full-support",
+            "searchParam": _search_params(version, rtype)}
+
+
+def _conformance(version: FhirVersion) -> list[dict[str, Any]]:
+    """Our extensions' StructureDefinitions and our CodeSystems (read-only), each listed."""
+    sds = _read_only(version, "StructureDefinition", "The extensions fhir-adapter defines "
+                     "(read, search by url): " + ", ".join(extension_defs.specs()))
+    codes = _read_only(version, "CodeSystem", "The code systems fhir-adapter publishes for "
+                       "vocabularies without a registered URI: " + ", ".join(
+                           cs["url"] for cs in own_terms.code_systems()))
+    return [sds, codes]
+
+
 @lru_cache(maxsize=16)  # keyed by base: bounded, the Host header can vary
 def capability_statement(version: FhirVersion, base: str) -> bytes:
     """The CapabilityStatement for `version` with links under `base`, serialised."""
     resources = [_stored_type(version, t) for t in STORED_TYPES]
     resources.append(_concept_map(version))
+    resources += _conformance(version)
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "fhir-adapter",
