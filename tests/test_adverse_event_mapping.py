@@ -134,7 +134,7 @@ def test_named_intervention_is_a_medication_in_r4_and_a_concept_in_r5() -> None:
     result = map_adverse_event(replace(BASE, relatedness="POSSIBLE"), "R4",
                                intervention="AlloRx")
     ae, med = result.resources
-    assert med == medication("NCT05003921", "AlloRx")
+    assert {k: v for k, v in med.items() if k != "text"} == medication("NCT05003921", "AlloRx")
     assert med["id"] == ids.resource_id("Medication", ids.NCT_SYSTEM, "NCT05003921|AlloRx")
     entity = ae["suspectEntity"][0]
     assert entity["instance"] == {"reference": f"Medication/{med['id']}", "display": "AlloRx"}

@@ -52,7 +52,7 @@ from .. import ids
 from ..dates import parse_date, to_fhir_datetime
 from ..sources.adverse_event import AdverseEventRecord
 from ..validation import FhirVersion
-from . import Mapped
+from . import Mapped, narrative
 from .adverse_event_codes import AE_RESEARCH, BACKPORT, ICH_CRITERIA, Codes
 
 __all__ = ["AE_RESEARCH", "BACKPORT", "MEDDRA_EXT", "XVER_OCCURRENCE", "map_adverse_event",
@@ -155,6 +155,7 @@ def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
     out.resources.append(ae)
     if version == "R4" and name:
         out.resources.append(medication(record.study, name))
+    out.resources = [narrative.added(r) for r in out.resources]
     return out
 
 

@@ -111,7 +111,7 @@ from typing import Any
 from ..codesystems import conform_all
 from ..errors import InputError
 from ..validation import normalise_version
-from . import Mapped, study_r4, study_r5
+from . import Mapped, narrative, study_r4, study_r5
 from .study_common import Ctx, ordered
 from .study_facts import OVERSIGHT, gather
 from .study_parties import artifacts, ipd_note, parties, sites
@@ -210,7 +210,7 @@ def map_study(study: dict[str, Any], version: str = "R4", source: str | None = N
         ctx.warn("not mapped: " + ", ".join(left))
     resources = [main, *extra, *ctx.resources.values()]
     conform_all(resources, fhir_version)  # official displays; no R5-only system in R4
-    return Mapped([ordered(r, fhir_version) for r in resources], ctx.warnings)
+    return Mapped([ordered(narrative.added(r), fhir_version) for r in resources], ctx.warnings)
 
 
 def unmapped(study: dict[str, Any]) -> list[str]:

@@ -58,7 +58,7 @@ from ..conceptmaps import translate
 from ..dates import ParsedDate, is_after, to_fhir_datetime
 from ..sources.enrollment import EnrollmentRecord
 from ..validation import FhirVersion
-from . import Mapped
+from . import Mapped, narrative
 from .subject_course import (
     DISPLAY,
     END_STATES,
@@ -146,7 +146,7 @@ def map_subject(record: EnrollmentRecord, version: FhirVersion, *, today: date,
         subject.update({k: ids.arm_link_id(v) for k, v in
                         (("assignedComparisonGroup", arm), ("actualComparisonGroup", actual)) if v})
     warn.extend(f"{fact}: not mapped" for fact in record.unmapped)
-    out.resources = [patient, subject]
+    out.resources = [narrative.added(patient), narrative.added(subject)]
     out.warnings = list(dict.fromkeys(warn))
     return out
 
