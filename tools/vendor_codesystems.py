@@ -27,7 +27,8 @@ WANTED = {
         "research-subject-milestone", "state-change-reason")]),
            ("hl7.fhir.r4.examples-4.0.1", [THO + "adverse-event-outcome",
                                            CORE + "research-study-status",
-                                           CORE + "research-subject-status"])],
+                                           CORE + "research-subject-status",
+                                           CORE + "administrative-gender"])],
     "r5": [("hl7.terminology.r5-7.0.1", [THO + n for n in (
         "adverse-event-seriousness", "adverse-event-severity", "research-study-phase",
         "research-study-prim-purp-type", "research-study-objective-type",
@@ -37,7 +38,7 @@ WANTED = {
                "research-study-party-role", "study-design", "research-study-arm-type",
                "title-type", "research-study-status", "research-study-phase",
                "research-study-prim-purp-type", "research-study-objective-type",
-               "research-study-reason-stopped")])],
+               "research-study-reason-stopped", "administrative-gender")])],
 }
 
 
