@@ -452,3 +452,32 @@ def test_sdtm_ts_objectives_are_study_objectives(version: str) -> None:
     text = "name" if version == "R4" else "description"
     got = [(o["type"]["coding"][0]["code"], o[text]) for o in rs["objective"]][:len(stated)]
     assert got == [(o["type"], o["text"]) for o in stated]
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_phone_extension_and_country_code(version: str) -> None:
+    """phoneExt is the extension number (contactpoint-extension, on ContactPoint.value, its
+    context), unless it is a country calling code ('+33', as real records give it): then it
+    goes before the number and no extension is written."""
+    study = example()
+    study["protocolSection"]["contactsLocationsModule"]["centralContacts"] = [
+        {"name": "A Person", "role": "CONTACT", "phone": "1 23 45 67 89", "phoneExt": "+33"},
+        {"name": "B Person", "role": "CONTACT", "phone": "555-0100", "phoneExt": "7802"}]
+    resources = map_study(study, version).resources
+    text = json.dumps(resources)
+    assert '{"system": "phone", "value": "+33 1 23 45 67 89"}' in text
+    assert '{"system": "phone", "value": "555-0100", "_value": {"extension": [{"url": ' \
+        '"http://hl7.org/fhir/StructureDefinition/contactpoint-extension", ' \
+        '"valueString": "7802"}]}}' in text
+    assert text.count("contactpoint-extension") == 1
+    for resource in resources:
+        assert validate(resource, version) == []
+
+
+def test_r4_arm_exposures_are_in_the_study_comparison_group_extension() -> None:
+    rs = main(map_study(example(), "R4").resources)
+    assert all("extension" not in arm for arm in rs["arm"])
+    (group,) = extensions(rs, "ResearchStudy.comparisonGroup")
+    assert sub(group, "name") == rs["arm"][0]["name"]
+    assert sub(group, "linkId") == ids.arm_link_id(rs["arm"][0]["name"])
+    assert sub(group, "intendedExposure")["type"] == "EvidenceVariable"
