@@ -14,7 +14,7 @@ from typing import Any
 
 Row = tuple[str, Callable[[dict[str, Any]], str | None]]
 XHTML = "http://www.w3.org/1999/xhtml"
-_BEFORE_TEXT = ("resourceType", "id", "meta", "implicitRules", "language")
+_BEFORE_TEXT = frozenset(("resourceType", "id", "meta", "implicitRules", "language"))
 
 
 def _cc(value: Any) -> str | None:
@@ -137,20 +137,34 @@ ROWS: dict[str, tuple[Callable[[dict[str, Any]], str | None], list[Row]]] = {
 }
 
 
+def _esc(text: str) -> str:
+    # Element content needs &, < and > escaped; most values have none (mapping is hot).
+    if "&" in text or "<" in text or ">" in text:
+        return escape(text, quote=False)
+    return text
+
+
+# (heading, [(the row's opening markup, getter)]) per type: labels are constants, escaped once.
+_MARKUP = {rtype: (heading, [(f"<tr><th>{escape(label)}</th><td>", get) for label, get in rows])
+           for rtype, (heading, rows) in ROWS.items()}
+
+
 def narrative(resource: dict[str, Any]) -> dict[str, str] | None:
     """The generated Narrative of `resource`, or None for a type we do not narrate."""
-    spec = ROWS.get(resource["resourceType"])
+    spec = _MARKUP.get(resource["resourceType"])
     if spec is None:
         return None
     heading, rows = spec
     title = heading(resource) or resource.get("id") or ""
-    cells = "".join(f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>"
-                    for label, value in ((label, get(resource)) for label, get in rows)
-                    if value)
-    table = f"<table>{cells}</table>" if cells else ""
+    cells = []
+    for opening, get in rows:
+        value = get(resource)
+        if value:
+            cells.append(f"{opening}{_esc(value)}</td></tr>")
+    table = f"<table>{''.join(cells)}</table>" if cells else ""
     return {"status": "generated",
-            "div": f'<div xmlns="{XHTML}"><p><b>{escape(resource["resourceType"])}</b> '
-                   f"{escape(str(title))}</p>{table}</div>"}
+            "div": f'<div xmlns="{XHTML}"><p><b>{resource["resourceType"]}</b> '
+                   f"{_esc(str(title))}</p>{table}</div>"}
 
 
 def added(resource: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +172,13 @@ def added(resource: dict[str, Any]) -> dict[str, Any]:
     text = narrative(resource)
     if text is None:
         return resource
-    head = {k: resource[k] for k in _BEFORE_TEXT if k in resource}
-    return {**head, "text": text, **{k: v for k, v in resource.items()
-                                     if k not in head and k != "text"}}
+    out: dict[str, Any] = {}
+    rest = []
+    for key, value in resource.items():
+        if key in _BEFORE_TEXT:
+            out[key] = value
+        elif key != "text":
+            rest.append((key, value))
+    out["text"] = text
+    out.update(rest)
+    return out
