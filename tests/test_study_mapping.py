@@ -14,7 +14,7 @@ import pytest
 from conftest import FIXTURES, fixture_path
 from golden import GOLDEN, check_golden
 
-from fhir_adapter import ids
+from fhir_adapter import conceptmaps, ids
 from fhir_adapter.mapping.own_terms import ctgov_system
 from fhir_adapter.mapping.study import map_study, unmapped
 from fhir_adapter.mapping.study_common import (
@@ -302,6 +302,11 @@ def test_stated_unknown_status_is_a_searchable_tag(tmp_path: Path, version: str)
             tx.update({version: resource})
     query = SearchQuery("ResearchStudy", version, [("_tag", f"{tag['system']}|UNKNOWN")])
     assert [m.id for m in store.search(query).matches] == [unknown["id"]]
+    # the status ConceptMap says so, as data
+    (row,) = [e for g in conceptmaps.get_map(f"ctgov-overall-status-to-r{version[1]}"
+                                             + ("" if version == "R4" else "-progress"))["group"]
+              for e in g["element"] if e["code"] == "UNKNOWN"]
+    assert "meta.tag" in row["target"][0]["comment"]
 
 
 def test_actual_start_and_estimated_end_are_two_entries() -> None:

@@ -61,7 +61,8 @@ def code_systems() -> tuple[dict[str, Any], ...]:
                                             or target["code"])
             out.append(_code_system(
                 url, "".join(p.title() for p in url.removeprefix(BASE).split("-")),
-                cm.get("title", url), f"The target codes of ConceptMap {cm['id']}: "
+                f"Target codes of: {cm.get('title', cm['id'])}",
+                f"The target codes of ConceptMap {cm['id']}: "
                 + cm.get("description", ""),
                 [{"code": c, "display": d} for c, d in concepts.items()]))
     return tuple(out)
