@@ -397,6 +397,7 @@ def test_legacy_xml_and_v2_json_agree() -> None:
         # the same conditions and derived MeSH terms; the XML names MeSH terms without ids
         assert [c["text"] for c in sa["condition"]] == [c["text"] for c in sb["condition"]]
         assert all(c["coding"][0]["code"] for c in sb["condition"] if "coding" in c)
+        assert any("without their MeSH ids" in w for w in map_study(xml, version).warnings)
         arms = "arm" if version == "R4" else "comparisonGroup"
         assert [x["name"] for x in sa[arms]] == [x["name"] for x in sb[arms]]
         regions = "location" if version == "R4" else "region"

@@ -239,9 +239,12 @@ def _conditions(ctx: Ctx, facts: Facts) -> None:
         named.add(name.casefold())
         facts.conditions.append(concept([mesh_coding(code, name)] if code else [], name))
     # The MeSH conditions CT.gov derived from the record (most differ from the stated text).
-    facts.conditions += [_mesh_concept(code, term)
-                         for code, term in _meshes(ctx, "conditionBrowseModule")
-                         if term.casefold() not in named]
+    derived = [(code, term) for code, term in _meshes(ctx, "conditionBrowseModule")
+               if term.casefold() not in named]
+    facts.conditions += [_mesh_concept(code, term) for code, term in derived]
+    if any(code is None for code, _ in derived):
+        ctx.warn("derived MeSH condition terms without their MeSH ids (legacy XML): kept as "
+                 "condition text, not coded")
     facts.keywords = [{"text": k} for k in conds.get("keywords") or []]
     # Their MeSH ancestors are the broader headings CT.gov files the study under: keywords.
     seen: set[str] = set()
