@@ -132,3 +132,11 @@ def test_compiled_schema_agrees_with_jsonschema(fixtures_dir: Path, data: st.Dat
     for err in theirs:
         where = tuple(err.absolute_path)
         assert any(p[: len(where)] == where for p in blamed), (where, blamed)
+
+
+def test_a_bool_where_a_url_goes_is_an_issue_not_a_crash() -> None:
+    """fhir_core raises AttributeError for it (found by test_structures' mutations)."""
+    study = {"resourceType": "ResearchStudy", "id": "x", "status": "active",
+             "relatedArtifact": [{"type": "documentation", "document": {"url": False}}]}
+    issues = validate(study, "R5")
+    assert any(i.expression == "ResearchStudy.relatedArtifact[0].document.url" for i in issues)
