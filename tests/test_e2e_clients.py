@@ -457,3 +457,33 @@ def test_two_server_processes_on_one_postgresql_stay_consistent(server: Server,
         assert seen.status_code == 200 and seen.json()["meta"] == made["meta"]
         requests.delete(f"{server.base}/Patient/{made['id']}")
         assert requests.get(f"{second}/Patient/{made['id']}").status_code == 410
+
+
+def test_our_extensions_resolve_to_served_structure_definitions(server: Server) -> None:
+    """A client meeting one of our extensions on a served resource finds its definition on the
+    same server (StructureDefinition?url=) and the extension fits it: context and value type."""
+    checked = set()
+    for rtype in ("Patient", "ResearchSubject", "AdverseEvent"):
+        bundle = requests.get(f"{server.base}/{rtype}", params={"_count": "50"}).json()
+        for entry in bundle.get("entry", []):
+            resource = entry["resource"]
+            for ext in resource.get("extension", []):
+                if not ext["url"].startswith("https://fhir-adapter.dev/"):
+                    continue
+                found = requests.get(f"{server.base}/StructureDefinition",
+                                     params={"url": ext["url"]}).json()
+                (sd,) = [e["resource"] for e in found["entry"]]
+                assert rtype in [c["expression"] for c in sd["context"]]
+                elements = {e["id"]: e for e in sd["differential"]["element"]}
+                value = [k.removeprefix("value") for k in ext if k.startswith("value")]
+                allowed = [t["code"] for t in elements["Extension.value[x]"].get("type", [])]
+                if allowed:
+                    assert value and value[0] in allowed, (ext, allowed)
+                else:  # complex: each part is a slice of the definition
+                    for part in ext["extension"]:
+                        slice_ = elements[f"Extension.extension:{part['url']}.value[x]"]
+                        assert any(k == "value" + t["code"] for k in part
+                                   for t in slice_["type"])
+                checked.add(ext["url"].rsplit("/", 1)[1])
+    if SDTM.is_dir():
+        assert {"age-at-enrollment", "study-site", "meddra-classification"} <= checked

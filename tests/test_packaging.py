@@ -35,6 +35,10 @@ def test_wheel_contains_data(tmp_path: Path) -> None:
     assert {f"fhir_adapter/mappings/{m}" for m in maps} <= names
     for data in ("r4.schema.json", "r5.schema.json"):
         assert f"fhir_adapter/data/schema/{data}" in names
+    for data in ("codesystems/r4.json", "codesystems/r5.json",
+                 *(f"extensions/{p.name}" for p in
+                   (ROOT / "fhir_adapter" / "data" / "extensions").glob("*.json"))):
+        assert f"fhir_adapter/data/{data}" in names  # vendored HL7 CodeSystems, our extensions
     for schema in (ROOT / "fhir_adapter" / "data").glob("*.schema.json"):
         assert f"fhir_adapter/data/{schema.name}" in names
     assert any(n.endswith("entry_points.txt") for n in names)

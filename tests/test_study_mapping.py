@@ -14,10 +14,10 @@ import pytest
 from conftest import FIXTURES, fixture_path
 from golden import GOLDEN, check_golden
 
-from fhir_adapter import ids
+from fhir_adapter import conceptmaps, ids
+from fhir_adapter.mapping.own_terms import ctgov_system
 from fhir_adapter.mapping.study import map_study, unmapped
 from fhir_adapter.mapping.study_common import (
-    CTGOV_DS,
     OBJECTIVE_TYPE,
     PARTY_ROLE,
     RS_STATUS,
@@ -198,7 +198,7 @@ def test_r5_shape_follows_hl7_ctgov_example(fixtures_dir: Path) -> None:
     assert hl7_roles <= ours_roles | {"sponsor"}  # 'sponsor' only when it differs from the lead
     lead = next(p for p in ours["associatedParty"]
                 if p["role"]["coding"][0]["code"] == "lead-sponsor")
-    assert lead["classifier"][0]["coding"][0]["system"] == f"{CTGOV_DS}#enum-AgencyClass"
+    assert lead["classifier"][0]["coding"][0]["system"] == ctgov_system("AgencyClass")
     # comparisonGroup: linkId, name, type, description, intendedExposure -> EvidenceVariable.
     for doc in (hl7, ours):
         for group in doc["comparisonGroup"]:
@@ -282,6 +282,31 @@ def test_unknown_status_uses_last_known_status_not_actual() -> None:
     assert sub(extensions(r4, "ResearchStudy.progressStatus")[0], "actual") is False
     first = main(map_study(study, "R5").resources)["progressStatus"][0]
     assert first["state"]["coding"][0]["code"] == "recruiting" and first["actual"] is False
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_stated_unknown_status_is_a_searchable_tag(tmp_path: Path, version: str) -> None:
+    """R4 has no unknown state: the stated UNKNOWN is a meta.tag in our published CT.gov
+    status CodeSystem, found by ResearchStudy?_tag=...|UNKNOWN in a real store; a study with
+    a known status is not."""
+    from fhir_adapter.store import open_store
+    from fhir_adapter.store.base import SearchQuery
+
+    unknown = main(map_study(v2("NCT03475563.json"), version).resources)
+    known = main(map_study(example(), version).resources)
+    tag = {"system": ctgov_system("Status"), "code": "UNKNOWN", "display": "Unknown"}
+    assert unknown["meta"]["tag"] == [tag] and "meta" not in known
+    store = open_store(f"sqlite:///{tmp_path}/tag.db")
+    with store.transaction() as tx:
+        for resource in (unknown, known):
+            tx.update({version: resource})
+    query = SearchQuery("ResearchStudy", version, [("_tag", f"{tag['system']}|UNKNOWN")])
+    assert [m.id for m in store.search(query).matches] == [unknown["id"]]
+    # the status ConceptMap says so, as data
+    (row,) = [e for g in conceptmaps.get_map(f"ctgov-overall-status-to-r{version[1]}"
+                                             + ("" if version == "R4" else "-progress"))["group"]
+              for e in g["element"] if e["code"] == "UNKNOWN"]
+    assert "meta.tag" in row["target"][0]["comment"]
 
 
 def test_actual_start_and_estimated_end_are_two_entries() -> None:
@@ -369,7 +394,10 @@ def test_legacy_xml_and_v2_json_agree() -> None:
         assert sa["id"] == sb["id"]
         assert [i["value"] for i in sa["identifier"]] == [i["value"] for i in sb["identifier"]]
         assert sa["status"] == sb["status"] and sa["phase"] == sb["phase"]
-        assert sa["condition"] == sb["condition"]
+        # the same conditions and derived MeSH terms; the XML names MeSH terms without ids
+        assert [c["text"] for c in sa["condition"]] == [c["text"] for c in sb["condition"]]
+        assert all(c["coding"][0]["code"] for c in sb["condition"] if "coding" in c)
+        assert any("without their MeSH ids" in w for w in map_study(xml, version).warnings)
         arms = "arm" if version == "R4" else "comparisonGroup"
         assert [x["name"] for x in sa[arms]] == [x["name"] for x in sb[arms]]
         regions = "location" if version == "R4" else "region"
@@ -401,3 +429,61 @@ def test_official_without_role_still_has_a_role() -> None:
             assert validate(resource, version) == []
     party = main(map_study(study, "R5").resources)["associatedParty"][-1]
     assert party["role"] == {"text": "Overall Official"}
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_derived_mesh_terms_are_codings(version: str) -> None:
+    """CT.gov's derived MeSH conditions become MeSH codings even when the stated condition text
+    differs ('ALS' vs 'Amyotrophic Lateral Sclerosis'); ancestors are coded keywords."""
+    study = example()
+    study["protocolSection"]["conditionsModule"]["conditions"] = ["ALS"]
+    rs = main(map_study(study, version).resources)
+    derived = {m["id"] for m in study["derivedSection"]["conditionBrowseModule"]["meshes"]}
+    coded = {c["code"] for cc in rs["condition"] for c in cc.get("coding", [])}
+    assert rs["condition"][0] == {"text": "ALS"} and coded == derived
+    ancestors = {m["id"] for m in study["derivedSection"]["conditionBrowseModule"]["ancestors"]}
+    assert ancestors <= {c["code"] for cc in rs["keyword"] for c in cc.get("coding", [])}
+    for cc in rs["condition"] + rs["keyword"]:
+        for c in cc.get("coding", []):
+            assert c["system"] == "https://www.nlm.nih.gov/mesh" and c["display"] == cc["text"]
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_sdtm_ts_objectives_are_study_objectives(version: str) -> None:
+    """Every TS OBJPRIM/OBJSEC of the pilot is an objective of its type, text as stated."""
+    study = sdtm_design()
+    stated = study["protocolSection"]["x-sdtm"]["objectives"]
+    assert {o["type"] for o in stated} == {"primary", "secondary"}
+    rs = main(map_study(study, version).resources)
+    text = "name" if version == "R4" else "description"
+    got = [(o["type"]["coding"][0]["code"], o[text]) for o in rs["objective"]][:len(stated)]
+    assert got == [(o["type"], o["text"]) for o in stated]
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_phone_extension_and_country_code(version: str) -> None:
+    """phoneExt is the extension number (contactpoint-extension, on ContactPoint.value, its
+    context), unless it is a country calling code ('+33', as real records give it): then it
+    goes before the number and no extension is written."""
+    study = example()
+    study["protocolSection"]["contactsLocationsModule"]["centralContacts"] = [
+        {"name": "A Person", "role": "CONTACT", "phone": "1 23 45 67 89", "phoneExt": "+33"},
+        {"name": "B Person", "role": "CONTACT", "phone": "555-0100", "phoneExt": "7802"}]
+    resources = map_study(study, version).resources
+    text = json.dumps(resources)
+    assert '{"system": "phone", "value": "+33 1 23 45 67 89"}' in text
+    assert '{"system": "phone", "value": "555-0100", "_value": {"extension": [{"url": ' \
+        '"http://hl7.org/fhir/StructureDefinition/contactpoint-extension", ' \
+        '"valueString": "7802"}]}}' in text
+    assert text.count("contactpoint-extension") == 1
+    for resource in resources:
+        assert validate(resource, version) == []
+
+
+def test_r4_arm_exposures_are_in_the_study_comparison_group_extension() -> None:
+    rs = main(map_study(example(), "R4").resources)
+    assert all("extension" not in arm for arm in rs["arm"])
+    (group,) = extensions(rs, "ResearchStudy.comparisonGroup")
+    assert sub(group, "name") == rs["arm"][0]["name"]
+    assert sub(group, "linkId") == ids.arm_link_id(rs["arm"][0]["name"])
+    assert sub(group, "intendedExposure")["type"] == "EvidenceVariable"

@@ -159,3 +159,11 @@ def test_decimals_parsed_with_their_text_validate_as_numbers() -> None:
     big = '{"resourceType": "Observation", "status": "final", "code": {"text": "x"}, ' \
           '"valueQuantity": {"value": 1e400}}'
     assert validate(loads(big), "R4", model="never") == []
+
+
+def test_a_bool_where_a_url_goes_is_an_issue_not_a_crash() -> None:
+    """fhir_core raises AttributeError for it (found by test_structures' mutations)."""
+    study = {"resourceType": "ResearchStudy", "id": "x", "status": "active",
+             "relatedArtifact": [{"type": "documentation", "document": {"url": False}}]}
+    issues = validate(study, "R5")
+    assert any(i.expression == "ResearchStudy.relatedArtifact[0].document.url" for i in issues)

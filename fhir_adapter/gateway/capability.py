@@ -17,7 +17,8 @@ from flask import Blueprint, Response, current_app
 import fhir_adapter.gateway.searchparameters as searchparameters
 import fhir_adapter.gateway.terminology as terminology
 
-from .. import __version__
+from .. import __version__, extension_defs
+from ..mapping import own_terms
 from ..store.canonical import dumps
 from ..store.searchparams import search_params
 from ..validation import FHIR_RELEASE, FhirVersion
@@ -119,6 +120,24 @@ def _audit_event(version: FhirVersion) -> dict[str, Any]:
                 ("entity-type", "token"), ("outcome", "token"), ("type", "token"))]}
 
 
+def _read_only(version: FhirVersion, rtype: str, documentation: str) -> dict[str, Any]:
+    return {"type": rtype, "documentation": documentation,
+            "interaction": [{"code": c} for c in ("read", "vread", "history-instance",
+                                                  "history-type", "search-type")],
+            "versioning": "versioned", "readHistory": True, "conditionalRead": "full-support",
+            "searchParam": _search_params(version, rtype)}
+
+
+def _conformance(version: FhirVersion) -> list[dict[str, Any]]:
+    """Our extensions' StructureDefinitions and our CodeSystems (read-only), each listed."""
+    sds = _read_only(version, "StructureDefinition", "The extensions fhir-adapter defines "
+                     "(read, search by url): " + ", ".join(extension_defs.specs()))
+    codes = _read_only(version, "CodeSystem", "The code systems fhir-adapter publishes for "
+                       "vocabularies without a registered URI: " + ", ".join(
+                           cs["url"] for cs in own_terms.code_systems()))
+    return [sds, codes]
+
+
 @lru_cache(maxsize=16)  # keyed by base: bounded, the Host header can vary
 def capability_statement(version: FhirVersion, base: str, secured: bool = False) -> bytes:
     """The CapabilityStatement for `version` with links under `base`, serialised."""
@@ -127,6 +146,7 @@ def capability_statement(version: FhirVersion, base: str, secured: bool = False)
     if secured:
         resources.append(_audit_event(version))
     resources.append(searchparameters.capability())
+    resources += _conformance(version)
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "fhir-adapter",

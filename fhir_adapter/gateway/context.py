@@ -18,8 +18,9 @@ from ..validation import FhirVersion
 from .negotiation import body_version, negotiate
 
 # The types served: those the store indexes (the three trial resources and what they
-# reference); ConceptMaps come from mappings/ and are read-only.
-READ_ONLY_TYPES = ("ConceptMap",)
+# reference); ConceptMaps (mappings/), our extensions' StructureDefinitions and our
+# CodeSystems are read-only (gateway/terminology.py).
+READ_ONLY_TYPES = ("ConceptMap", "StructureDefinition", "CodeSystem")
 STORED_TYPES = tuple(t for t in RESOURCE_TYPES if t not in READ_ONLY_TYPES)
 
 
@@ -126,7 +127,7 @@ def ctx() -> Ctx:
 
 
 def for_type(c: Ctx, resource_type: str) -> Ctx:
-    """The context whose store holds `resource_type`: ConceptMaps live in their own."""
+    """The context whose store holds `resource_type`: conformance resources live in their own."""
     if resource_type in READ_ONLY_TYPES:
         from .terminology import map_store
 

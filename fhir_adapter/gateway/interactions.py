@@ -25,6 +25,12 @@ class Written:
     status: int  # 201 created, 200 updated / unchanged / conditional match
 
 
+_SOURCE_OF = {"ConceptMap": "the mappings/ folder (add a ConceptMap file there instead)",
+              "StructureDefinition": "the extensions fhir-adapter defines "
+                                     "(fhir_adapter/data/extensions/)",
+              "CodeSystem": "the code systems fhir-adapter publishes"}
+
+
 def check_type(resource_type: str, write: bool = False) -> None:
     """404 for a type this server does not serve; 405 for a write to a read-only type."""
     if resource_type in STORED_TYPES:
@@ -33,8 +39,8 @@ def check_type(resource_type: str, write: bool = False) -> None:
         raise MethodNotAllowed("AuditEvent is read-only: the server records it")
     if resource_type in READ_ONLY_TYPES:
         if write:
-            raise MethodNotAllowed(f"{resource_type} is read-only here: it is served from the "
-                                   "mappings/ folder (add a ConceptMap file there instead)")
+            raise MethodNotAllowed(f"{resource_type} is read-only here: it is served from "
+                                   + _SOURCE_OF[resource_type])
         return
     raise NotFound(f"resource type {resource_type!r} is not served here; served types: "
                    + ", ".join(STORED_TYPES + READ_ONLY_TYPES))

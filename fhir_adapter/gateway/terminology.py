@@ -1,8 +1,10 @@
-"""ConceptMaps, read-only: the files of mappings/ (fhir_adapter.conceptmaps), not the user's
-data. They are loaded into a private, per-process SQLite store on first use, so read, search
-(every official ConceptMap search parameter), paging and `_summary` work exactly as for the
-other types, while the database the gateway serves never holds them and clients cannot
-change them (writes answer 405)."""
+"""Conformance resources, read-only: the ConceptMaps of mappings/ (fhir_adapter.conceptmaps),
+the StructureDefinitions of our extensions (fhir_adapter.extension_defs, one per FHIR version)
+and the CodeSystems we publish (mapping.own_terms); not the user's data. They are loaded into
+a private, per-process SQLite store on first use, so read, search (every official search
+parameter of their types, e.g. `url`), paging and `_summary` work exactly as for the other
+types, while the database the gateway serves never holds them and clients cannot change them
+(writes answer 405)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from functools import cache
 
 from flask import Flask
 
-from .. import conceptmaps
+from .. import conceptmaps, extension_defs
+from ..mapping import own_terms
 from ..store import Store, open_store
 from ..validation import VERSIONS, validate
 
@@ -45,6 +48,10 @@ def _build() -> Store:
                 log.warning("ConceptMap %s is valid in no FHIR version: not served", map_id)
                 continue
             tx.update({v: cm for v in versions})
+        for url in extension_defs.specs():
+            tx.update({v: extension_defs.structure_definition(url, v) for v in VERSIONS})
+        for cs in own_terms.code_systems():
+            tx.update({v: cs for v in VERSIONS})
     return store
 
 

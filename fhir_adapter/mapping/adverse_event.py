@@ -12,14 +12,14 @@ Field table (source: SDTM AE variable / our column -> R4 4.0.1 ; R5 5.0.0):
   code.coding
 - every MedDRA level given, coded or not (LLT, PT, HLT, HLGT, SOC, AEBODSYS when it is not
   the SOC) -> extension meddra-classification {llt, pt, hlt, hlgt, soc, bodySystem}
-  .valueCoding ; same. Terms without codes are kept there, never as code-less event codings.
+  .valueCoding (a term without code: .valueCodeableConcept.text, cod-1) ; same.
 - USUBJID / subject_id -> subject = Patient (contract id) ; same
 - STUDYID or --study / study_id -> study = ResearchStudy (contract id) ; same
 - AESTDTC / onset_date -> date ; occurrencePeriod.start
 - AEENDTC / end_date -> extension xver AdverseEvent.occurrence valuePeriod {start, end} ;
   occurrencePeriod.end
 - AEDTC / recorded_date -> recordedDate ; recordedDate
-- AESER / serious -> seriousness Serious|Non-serious ; seriousness serious|non-serious
+- AESER / serious -> seriousness serious|non-serious ; seriousness serious|non-serious
 - AESDTH, AESLIFE, AESHOSP, AESDISAB, AESCONG, AESMIE (+ AESCAN, AESOD) / criteria columns,
   serious events, and events with a criterion Y however AESER reads -> extension (backport)
   seriousness-criteria {criterionCode (NCIt), criterionPresent} ; extension (ae-research)
@@ -60,7 +60,7 @@ from .. import findings, ids
 from ..dates import parse_date, to_fhir_datetime
 from ..fhirversion import FhirVersion
 from ..records import AdverseEventRecord
-from . import Mapped
+from . import Mapped, narrative
 from .adverse_event_codes import AE_RESEARCH, BACKPORT, ICH_CRITERIA, Codes
 
 __all__ = ["AE_RESEARCH", "BACKPORT", "MEDDRA_EXT", "TREATMENT_EMERGENT", "XVER_OCCURRENCE",
@@ -168,6 +168,7 @@ def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
     out.resources.append(ae)
     if version == "R4" and name:
         out.resources.append(medication(record.study, name))
+    out.resources = [narrative.added(r) for r in out.resources]
     return out
 
 
@@ -285,7 +286,9 @@ def _meddra_extension(record: AdverseEventRecord) -> list[dict]:
         # first term equal to it: any equal term is a body system too.)
         terms = [*terms[:body_at], *terms[body_at + 1:]]
     return [{"url": MEDDRA_EXT, "extension": [
-        {"url": t.level, "valueCoding": _meddra_coding(t.code, t.term)} for t in terms]}]
+        {"url": t.level, **({"valueCoding": _meddra_coding(t.code, t.term)} if t.code is not None
+                            else {"valueCodeableConcept": {"text": t.term}})}  # cod-1
+        for t in terms]}]
 
 
 def _meddra_coding(code: str | None, term: str | None) -> dict:

@@ -22,7 +22,7 @@ class Codes:
         self.v = version.lower()
 
     def seriousness(self, serious: bool | None) -> dict | None:
-        """seriousness: R4 Serious/Non-serious, R5 serious/non-serious."""
+        """seriousness: THO serious/non-serious (both versions)."""
         if serious is None:
             return None
         return _concept(f"sdtm-aeser-seriousness-{self.v}", "Y" if serious else "N")

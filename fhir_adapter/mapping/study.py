@@ -3,7 +3,8 @@ the same shape) -> FHIR ResearchStudy and the resources it references, R4 4.0.1 
 
 XV = cross-version extension http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchStudy.X
 (hl7.fhir.uv.xver-r5.r4; complex ones have sub-extensions named after the R5 child elements).
-CT = coding in https://clinicaltrials.gov/data-about-studies/study-data-structure#enum-<Enum>.
+CT = coding in our published CodeSystem of the CT.gov enum, https://fhir-adapter.dev/fhir/
+CodeSystem/ctgov-<enum-in-kebab-case> (mapping/own_terms.py; served at /fhir/CodeSystem).
 ConceptMaps (mappings/) are named in [brackets].
 
 CT.gov v2 path                          R4                                R5
@@ -45,14 +46,19 @@ description.briefSummary                description (+ XV descriptionSummary) de
   .detailedDescription                  description (after the summary)   description
 conditions.conditions                   condition{text, MeSH coding when derivedSection
                                           .conditionBrowseModule.meshes has the same term}
+derivedSection.conditionBrowseModule    condition{MeSH coding, text} for each other derived
+  .meshes (XML condition_browse: terms)   MeSH term (text only when the XML gives no id)
+  .ancestors (+ intervention ancestors) keyword{MeSH coding, text}        same
+  interventionBrowseModule.meshes       focus{MeSH coding, text} when no  focus{concept}
+                                          intervention is named so
   .keywords                             keyword{text}                     keyword{text}
 armsInterventions.interventions         focus{text, MeSH}                 focus{concept, reference}
                                         -> EvidenceVariable per intervention (title, description,
                                           other names as note, type as useContext, like HL7's)
   .armGroups label/type/description     arm{name, type [ctgov-arm-type],  comparisonGroup{linkId
                                           description}                      = ids.arm_link_id,
-  interventionNames/armGroupLabels      arm XV comparisonGroup.            name, type, description,
-                                          intendedExposure                  intendedExposure}
+  interventionNames/armGroupLabels      XV comparisonGroup{linkId, name,   name, type, description,
+                                          intendedExposure} (per arm)       intendedExposure}
 outcomes.primary/secondary/other        objective{name, type primary /    outcomeMeasure{name,
   (measure, description, timeFrame)       secondary / exploratory} + XV     type, description +
                                           outcomeMeasure (with description) "Time frame: ..."}
@@ -84,13 +90,16 @@ references.references (citations),      relatedArtifact (citation /       relate
   .seeAlsoLinks, .availIpds;              documentation, url); the CT.gov   document.url); record
   documentSection.largeDocs; the record   record as derived-from            as 'transforms' (HL7)
 ipdSharingStatementModule               note                              note
+x-sdtm.objectives (SDTM TS OBJPRIM,     objective{name = the text, type   objective{type,
+  OBJSEC, OBJEXP)                         primary/secondary/exploratory}    description = text}
 
 MeSH codings use the canonical url of THO's CodeSystem "MeSH", https://www.nlm.nih.gov/mesh
 (urn:oid:2.16.840.1.113883.6.177 is that CodeSystem's OID identifier, not its url).
 
-Not mapped (and why): derivedSection other than the MeSH terms (derived by CT.gov from the
-protocol), eligibility.stdAges and design.nPtrsToThisExpAccNctId (derived), resultsSection
-(results are not part of the protocol; reported), largeDocs uploadDate/size (reported).
+Not mapped (and why): derivedSection other than the MeSH terms (browse leaves and branches,
+misc info: CT.gov's own site navigation), eligibility.stdAges and
+design.nPtrsToThisExpAccNctId (derived), resultsSection (results are not part of the
+protocol; reported), largeDocs uploadDate/size (reported).
 Anything else a record carries that is not in HANDLED below is reported in Mapped.warnings,
 never dropped silently.
 """
@@ -99,9 +108,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..codesystems import conform_all
 from ..errors import InputError
 from ..fhirversion import normalise_version
-from . import Mapped, study_r4, study_r5
+from . import Mapped, narrative, study_r4, study_r5
 from .study_common import Ctx, ordered
 from .study_facts import OVERSIGHT, gather
 from .study_parties import artifacts, ipd_note, parties, sites
@@ -163,7 +173,7 @@ HANDLED = frozenset([
             "ipdSharing description infoTypes timeFrame accessCriteria url"),
     *_paths("documentSection.largeDocumentModule.largeDocs",
             "label date filename typeAbbrev hasProtocol hasSap hasIcf"),
-    "derivedSection", "hasResults"])
+    f"{P}.x-sdtm.objectives", "derivedSection", "hasResults"])
 EXPECTED = ("statusModule", "sponsorCollaboratorsModule", "descriptionModule",
             "conditionsModule", "designModule", "armsInterventionsModule", "outcomesModule",
             "eligibilityModule", "contactsLocationsModule")
@@ -199,7 +209,8 @@ def map_study(study: dict[str, Any], version: str = "R4", source: str | None = N
     if left:
         ctx.warn("not mapped: " + ", ".join(left))
     resources = [main, *extra, *ctx.resources.values()]
-    return Mapped([ordered(r, fhir_version) for r in resources], ctx.warnings)
+    conform_all(resources, fhir_version)  # official displays; no R5-only system in R4
+    return Mapped([ordered(narrative.added(r), fhir_version) for r in resources], ctx.warnings)
 
 
 def unmapped(study: dict[str, Any]) -> list[str]:

@@ -10,7 +10,10 @@ from typing import Any
 
 from .. import conceptmaps, ids
 from ..fhirversion import FhirVersion, model_class
+from .ctgov_enums import ENUMS, display
+from .own_terms import ctgov_system
 
+# CT.gov's data-structure page: names the source vocabularies in the ConceptMaps only.
 CTGOV_DS = "https://clinicaltrials.gov/data-about-studies/study-data-structure"
 RS_STATUS = "http://hl7.org/fhir/research-study-status"
 PARTY_ROLE = "http://hl7.org/fhir/research-study-party-role"
@@ -27,67 +30,12 @@ ORG_SYSTEM = "urn:fhir-adapter:organization"
 XVER = "http://hl7.org/fhir/5.0/StructureDefinition/extension-"
 CONTACTPOINT_EXT = "http://hl7.org/fhir/StructureDefinition/contactpoint-extension"
 
-# CT.gov API v2 enums (ctg-oas-v2.yaml components/schemas) that the mapping writes as codings.
-ENUMS: dict[str, tuple[str, ...]] = {
-    "Status": ("ACTIVE_NOT_RECRUITING", "COMPLETED", "ENROLLING_BY_INVITATION",
-               "NOT_YET_RECRUITING", "RECRUITING", "SUSPENDED", "TERMINATED", "WITHDRAWN",
-               "AVAILABLE", "NO_LONGER_AVAILABLE", "TEMPORARILY_NOT_AVAILABLE",
-               "APPROVED_FOR_MARKETING", "WITHHELD", "UNKNOWN"),
-    "Phase": ("NA", "EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4"),
-    "StudyType": ("EXPANDED_ACCESS", "INTERVENTIONAL", "OBSERVATIONAL"),
-    "DesignAllocation": ("RANDOMIZED", "NON_RANDOMIZED", "NA"),
-    "InterventionalAssignment": ("SINGLE_GROUP", "PARALLEL", "CROSSOVER", "FACTORIAL",
-                                 "SEQUENTIAL"),
-    "PrimaryPurpose": ("TREATMENT", "PREVENTION", "DIAGNOSTIC", "ECT", "SUPPORTIVE_CARE",
-                       "SCREENING", "HEALTH_SERVICES_RESEARCH", "BASIC_SCIENCE",
-                       "DEVICE_FEASIBILITY", "OTHER"),
-    "ObservationalModel": ("COHORT", "CASE_CONTROL", "CASE_ONLY", "CASE_CROSSOVER",
-                           "ECOLOGIC_OR_COMMUNITY", "FAMILY_BASED", "DEFINED_POPULATION",
-                           "NATURAL_HISTORY", "OTHER"),
-    "DesignTimePerspective": ("RETROSPECTIVE", "PROSPECTIVE", "CROSS_SECTIONAL", "OTHER"),
-    "BioSpecRetention": ("NONE_RETAINED", "SAMPLES_WITH_DNA", "SAMPLES_WITHOUT_DNA"),
-    "DesignMasking": ("NONE", "SINGLE", "DOUBLE", "TRIPLE", "QUADRUPLE"),
-    "WhoMasked": ("PARTICIPANT", "CARE_PROVIDER", "INVESTIGATOR", "OUTCOMES_ASSESSOR"),
-    "ArmGroupType": ("EXPERIMENTAL", "ACTIVE_COMPARATOR", "PLACEBO_COMPARATOR", "SHAM_COMPARATOR",
-                     "NO_INTERVENTION", "OTHER"),
-    "InterventionType": ("BEHAVIORAL", "BIOLOGICAL", "COMBINATION_PRODUCT", "DEVICE",
-                         "DIAGNOSTIC_TEST", "DIETARY_SUPPLEMENT", "DRUG", "GENETIC", "PROCEDURE",
-                         "RADIATION", "OTHER"),
-    "AgencyClass": ("NIH", "FED", "OTHER_GOV", "INDIV", "INDUSTRY", "NETWORK", "AMBIG", "OTHER",
-                    "UNKNOWN"),
-    "Sex": ("FEMALE", "MALE", "ALL"),
-    "SamplingMethod": ("PROBABILITY_SAMPLE", "NON_PROBABILITY_SAMPLE"),
-    "OrgStudyIdType": ("NIH", "FDA", "VA", "CDC", "AHRQ", "SAMHSA"),
-    "SecondaryIdType": ("NIH", "FDA", "VA", "CDC", "AHRQ", "SAMHSA", "OTHER_GRANT",
-                        "EUDRACT_NUMBER", "REGISTRY", "OTHER"),
-    "ReferenceType": ("BACKGROUND", "RESULT", "DERIVED"),
-    "IpdSharing": ("YES", "NO", "UNDECIDED"),
-}
-_DISPLAY = {"NA": "N/A", "ECT": "Educational/Counseling/Training", "EARLY_PHASE1": "Early Phase 1",
-            "FED": "Federal", "OTHER_GOV": "Other Government", "INDIV": "Individual",
-            "AMBIG": "Ambiguous", "EUDRACT_NUMBER": "EudraCT Number", "NONE": "None (Open Label)",
-            "OTHER_GRANT": "Other Grant/Funding Number", "NON_RANDOMIZED": "Non-Randomized",
-            "SAMPLES_WITH_DNA": "Samples With DNA", "SAMPLES_WITHOUT_DNA": "Samples Without DNA",
-            "SAP": "Statistical Analysis Plan (SAP)", "ICF": "Informed Consent Form (ICF)",
-            "CSR": "Clinical Study Report (CSR)"}
-_ACRONYMS = {"NIH", "FDA", "VA", "CDC", "AHRQ", "SAMHSA"}
-
-
-def display(value: str) -> str:
-    """Human text of a CT.gov enum value: SINGLE_GROUP -> 'Single Group', PHASE1 -> 'Phase 1'."""
-    if value in _DISPLAY:
-        return _DISPLAY[value]
-    if value in _ACRONYMS:
-        return value
-    text = value.replace("_", " ").title()
-    return re.sub(r"(?<=[a-z])(\d)", r" \1", text)
-
-
 def ctgov_coding(enum: str, value: str) -> dict[str, str] | None:
-    """The CT.gov enum value as a Coding (system as in HL7's CT.gov example); None if unknown."""
+    """The CT.gov enum value as a Coding in our published CodeSystem of that enum (CT.gov has
+    no registered code-system URI; HL7's example invents one); None if the value is unknown."""
     if value not in ENUMS[enum]:
         return None
-    return {"system": f"{CTGOV_DS}#enum-{enum}", "code": value, "display": display(value)}
+    return {"system": ctgov_system(enum), "code": value, "display": display(value)}
 
 
 def coding(system: str | None, code: str | None, display_: str | None = None) -> dict[str, str]:

@@ -49,12 +49,15 @@ class Facts:
     summary: str | None = None
     detail: str | None = None
     interventions: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    focus_mesh: list[dict[str, Any]] = field(default_factory=list)  # derived, not named
     arms: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     target: int | None = None
     actual: int | None = None
     eligibility: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    tags: list[dict[str, Any]] = field(default_factory=list)  # meta.tag
+    objectives: list[dict[str, Any]] = field(default_factory=list)  # {text, type}
 
 
 def gather(ctx: Ctx) -> Facts:
@@ -210,20 +213,46 @@ def _classifiers(ctx: Ctx, facts: Facts) -> None:
                                   + (f" {display(state)}" if state else "")})
 
 
+def _meshes(ctx: Ctx, browse: str, kind: str = "meshes") -> list[tuple[str | None, str]]:
+    """(MeSH id or None, term) that CT.gov derived (legacy XML gives terms only)."""
+    module = (ctx.study.get("derivedSection") or {}).get(browse) or {}
+    return [(m.get("id") or None, m["term"]) for m in module.get(kind) or []
+            if isinstance(m, dict) and m.get("term")]
+
+
 def mesh_terms(ctx: Ctx, browse: str) -> dict[str, str]:
     """{term (case-folded): MeSH id} that CT.gov derived for conditions or interventions."""
-    module = (ctx.study.get("derivedSection") or {}).get(browse) or {}
-    return {m["term"].casefold(): m["id"] for m in module.get("meshes") or []
-            if m.get("term") and m.get("id")}
+    return {term.casefold(): code for code, term in _meshes(ctx, browse) if code}
+
+
+def _mesh_concept(code: str | None, term: str) -> dict[str, Any]:
+    # Without its id a MeSH term is text: a coding needs a code (cod-1).
+    return concept([mesh_coding(code, term)] if code else [], term)
 
 
 def _conditions(ctx: Ctx, facts: Facts) -> None:
     conds = ctx.module("conditionsModule")
     mesh = mesh_terms(ctx, "conditionBrowseModule")
+    named = set()
     for name in conds.get("conditions") or []:
         code = mesh.get(name.casefold())
+        named.add(name.casefold())
         facts.conditions.append(concept([mesh_coding(code, name)] if code else [], name))
+    # The MeSH conditions CT.gov derived from the record (most differ from the stated text).
+    derived = [(code, term) for code, term in _meshes(ctx, "conditionBrowseModule")
+               if term.casefold() not in named]
+    facts.conditions += [_mesh_concept(code, term) for code, term in derived]
+    if any(code is None for code, _ in derived):
+        ctx.warn("derived MeSH condition terms without their MeSH ids (legacy XML): kept as "
+                 "condition text, not coded")
     facts.keywords = [{"text": k} for k in conds.get("keywords") or []]
+    # Their MeSH ancestors are the broader headings CT.gov files the study under: keywords.
+    seen: set[str] = set()
+    for browse in ("conditionBrowseModule", "interventionBrowseModule"):
+        for code, term in _meshes(ctx, browse, "ancestors"):
+            if term.casefold() not in seen:
+                seen.add(term.casefold())
+                facts.keywords.append(_mesh_concept(code, term))
 
 
 def _arms(ctx: Ctx, facts: Facts) -> None:
@@ -235,6 +264,10 @@ def _arms(ctx: Ctx, facts: Facts) -> None:
         facts.interventions.append((resource, intervention_concept(resource["title"], mesh)))
         label = f"{display(item.get('type') or 'OTHER')}: {resource['title']}"
         labelled.append((label, set(item.get("armGroupLabels") or []), resource))
+    named = {r["title"].casefold() for r, _ in facts.interventions}
+    facts.focus_mesh = [_mesh_concept(code, term)
+                        for code, term in _meshes(ctx, "interventionBrowseModule")
+                        if term.casefold() not in named]
     for arm in module.get("armGroups") or []:
         name = arm.get("label")
         if not name:
@@ -260,7 +293,19 @@ def _arms(ctx: Ctx, facts: Facts) -> None:
                            "description": arm.get("description"), "exposures": exposures})
 
 
+def _objectives(ctx: Ctx, facts: Facts) -> None:
+    """SDTM TS objectives (OBJPRIM, OBJSEC, OBJEXP; read into x-sdtm.objectives): CT.gov has no
+    objectives, FHIR does."""
+    extra = ctx.module("x-sdtm")
+    for item in extra.get("objectives") or []:
+        kind = item.get("type")
+        if item.get("text") and kind in ("primary", "secondary", "exploratory"):
+            facts.objectives.append({"text": item["text"], "type": concept(
+                [coding(OBJECTIVE_TYPE, kind, kind.title())])})
+
+
 def _outcomes(ctx: Ctx, facts: Facts) -> None:
+    _objectives(ctx, facts)
     module = ctx.module("outcomesModule")
     # CT.gov "other pre-specified" outcomes are the exploratory ones of the HL7 objective types.
     for name, code in (("primaryOutcomes", "primary"), ("secondaryOutcomes", "secondary"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import ids
 from .study_common import Ctx, complex_ext, ext, reference, translate
 from .study_facts import Facts
 from .study_parties import Party, Sites
@@ -60,6 +61,7 @@ def research_study(ctx: Ctx, facts: Facts, parties: list[Party], sites: Sites,
     pi = _native(parties, "pi")
     contacts = [p.contact for p in _native(parties, "contact") if p.contact]
     extensions += [party_ext(p) for p in parties if p.native not in ("sponsor", "pi", "contact")]
+    extensions += [_exposures(arm) for arm in facts.arms if arm["exposures"]]
     extensions += [complex_ext("ResearchStudy.outcomeMeasure", [
         ("name", "String", o["name"]), ("type", "CodeableConcept", o["type"]),
         ("description", "Markdown", o["description"])]) for o in facts.outcomes]
@@ -67,6 +69,7 @@ def research_study(ctx: Ctx, facts: Facts, parties: list[Party], sites: Sites,
     return {
         "resourceType": "ResearchStudy",
         "id": ctx.study_id,
+        "meta": {"tag": facts.tags} if facts.tags else None,
         "extension": extensions,
         "identifier": facts.identifiers,
         "title": facts.title,
@@ -74,7 +77,7 @@ def research_study(ctx: Ctx, facts: Facts, parties: list[Party], sites: Sites,
         "primaryPurposeType": facts.purpose,
         "phase": facts.phase,
         "category": facts.design + facts.classifiers,
-        "focus": [cc for _, cc in facts.interventions],
+        "focus": [cc for _, cc in facts.interventions] + facts.focus_mesh,
         "condition": facts.conditions,
         "contact": contacts,
         "relatedArtifact": [artifact(a) for a in artifacts],
@@ -89,17 +92,23 @@ def research_study(ctx: Ctx, facts: Facts, parties: list[Party], sites: Sites,
         "reasonStopped": {"text": facts.why_stopped} if facts.why_stopped else None,
         "note": [{"text": n} for n in facts.notes],
         "arm": [_arm(arm) for arm in facts.arms],
-        "objective": [{k: v for k, v in (("name", o["name"]), ("type", o["type"])) if v}
-                      for o in facts.outcomes],
+        "objective": [{"name": o["text"], "type": o["type"]} for o in facts.objectives]
+        + [{k: v for k, v in (("name", o["name"]), ("type", o["type"])) if v}
+           for o in facts.outcomes],
     }
 
 
+def _exposures(arm: dict[str, Any]) -> dict[str, Any]:
+    """What an arm gives, as the cross-version comparisonGroup extension on the ResearchStudy
+    (its context; on R4 arm the validator finds the R5 child out of place), tied to the arm by
+    its name and linkId."""
+    return complex_ext("ResearchStudy.comparisonGroup", [
+        ("linkId", "Id", ids.arm_link_id(arm["name"])), ("name", "String", arm["name"]),
+        *(("intendedExposure", "Reference", e) for e in arm["exposures"])])
+
+
 def _arm(arm: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if arm["exposures"]:
-        out["extension"] = [ext("ResearchStudy.comparisonGroup.intendedExposure", "Reference",
-                                exposure) for exposure in arm["exposures"]]
-    out["name"] = arm["name"]
+    out: dict[str, Any] = {"name": arm["name"]}
     if arm["type"]:
         out["type"] = arm["type"]
     if arm["description"]:

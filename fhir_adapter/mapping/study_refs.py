@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ids
+from .own_terms import USAGE_CONTEXT
 from .study_common import (
     CONTACTPOINT_EXT,
     ISO3166,
@@ -43,13 +44,17 @@ def organization(ctx: Ctx, name: str, agency_class: str | None = None) -> dict[s
 
 
 def telecom(contact: dict[str, Any]) -> list[dict[str, Any]]:
-    """CT.gov phone (+ extension) and email as ContactPoints."""
+    """CT.gov phone (+ extension number, or a country calling code put in phoneExt) and email
+    as ContactPoints."""
     out: list[dict[str, Any]] = []
     if contact.get("phone"):
-        point: dict[str, Any] = {}
-        if contact.get("phoneExt"):
-            point["extension"] = [ext(CONTACTPOINT_EXT, "String", contact["phoneExt"])]
-        point.update({"system": "phone", "value": contact["phone"]})
+        point: dict[str, Any] = {"system": "phone", "value": contact["phone"]}
+        extra = str(contact.get("phoneExt") or "").strip()
+        if extra.startswith("+") and not contact["phone"].lstrip().startswith("+"):
+            # CT.gov records put the country calling code here: it belongs before the number
+            point["value"] = f"{extra} {contact['phone']}"
+        elif extra:  # the extension number: contactpoint-extension's context is .value
+            point["_value"] = {"extension": [ext(CONTACTPOINT_EXT, "String", extra)]}
         out.append(point)
     if contact.get("email"):
         out.append({"system": "email", "value": contact["email"]})
@@ -177,7 +182,7 @@ def eligibility_group(ctx: Ctx) -> dict[str, Any] | None:
     return ctx.add(group)
 
 
-INTERVENTION_TYPE_CONTEXT = coding("https://clinicaltrials.gov", "interventionType",
+INTERVENTION_TYPE_CONTEXT = coding(USAGE_CONTEXT, "interventionType",
                                    "Intervention Type for CT.gov")
 
 

@@ -11,6 +11,7 @@ from .study_common import (
     Ctx,
     coding,
     concept,
+    ctgov_coding,
     display,
     fhir_date,
     mapped_coding,
@@ -63,6 +64,8 @@ def status(ctx: Ctx, facts: StatusFacts) -> None:
     if overall == "UNKNOWN":
         effective, actual = last, False
         text = f"Unknown status (last known: {display(last)})" if last else "Unknown status"
+        # R4 has no unknown state: the stated status stays findable (?_tag=...|UNKNOWN)
+        facts.tags.append(ctgov_coding("Status", "UNKNOWN"))
     r4 = translate("ctgov-overall-status-to-r4", effective) if effective else None
     state = mapped_coding("ctgov-overall-status-to-r5-progress", effective or "")
     if r4 and r4.code:

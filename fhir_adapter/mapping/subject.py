@@ -63,7 +63,7 @@ from ..conceptmaps import translate
 from ..dates import ParsedDate, is_after, to_fhir_datetime
 from ..fhirversion import FhirVersion
 from ..records import EnrollmentRecord
-from . import Mapped
+from . import Mapped, narrative
 from .subject_course import (
     DISPLAY,
     END_STATES,
@@ -152,7 +152,7 @@ def map_subject(record: EnrollmentRecord, version: FhirVersion, *, today: date,
         subject.update({k: ids.arm_link_id(v) for k, v in
                         (("assignedComparisonGroup", arm), ("actualComparisonGroup", actual)) if v})
     warn.extend(f"{fact}: not mapped" for fact in record.unmapped)
-    out.resources = [patient, subject]
+    out.resources = [narrative.added(patient), narrative.added(subject)]
     out.warnings = list(dict.fromkeys(warn))
     return out
 

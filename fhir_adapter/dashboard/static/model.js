@@ -92,6 +92,11 @@ function gradeOf(ae) {
   return m ? `Grade ${m[1]}` : c.display || c.code || NOT_RECORDED;
 }
 
+/** A MedDRA level's term: a coding's display, or the text of a term without a code (cod-1). */
+function meddraTerm(part) {
+  return part ? (part.valueCoding?.display || part.valueCodeableConcept?.text || "") : "";
+}
+
 /** One adverse event from an R4 AdverseEvent, with its subject's arm. */
 function aeRow(ae, subjectsByPatient) {
   const classification = ext(ae, MEDDRA_CLASS)[0];
@@ -106,13 +111,13 @@ function aeRow(ae, subjectsByPatient) {
   return {
     id: ae.id, subject: subject ? subject.label : subjectRef || "", subjectId: subject ? subject.id : null,
     arm: subject ? subject.arm : "No arm",
-    term: (ptCoding && ptCoding.valueCoding.display) || conceptText(ae.event) || "",
+    term: meddraTerm(ptCoding) || conceptText(ae.event) || "",
     verbatim: ae.event && ae.event.text || "",
-    soc: (socCoding && socCoding.valueCoding.display) || "SOC not coded",
+    soc: meddraTerm(socCoding) || "SOC not coded",
     severity: codingOf(ae.severity).code || NOT_RECORDED,
     grade: gradeOf(ae),
     seriousness: codingOf(ae.seriousness).code || NOT_RECORDED,
-    serious: codingOf(ae.seriousness).code === "Serious",
+    serious: codingOf(ae.seriousness).code === "serious",  // THO adverse-event-seriousness
     criteria, outcome: conceptText(ae.outcome),
     onset: ae.date || (occurrence && occurrence.valuePeriod && occurrence.valuePeriod.start) || null,
     end: (occurrence && occurrence.valuePeriod && occurrence.valuePeriod.end) || null,

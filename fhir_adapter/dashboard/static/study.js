@@ -137,8 +137,8 @@ function renderEvents() {
     events.filter((e) => e.severity === level).length, link([["severity", level]]), exact));
   document.getElementById("ae-summary").replaceChildren(
     tile("Adverse events", events.length, link(), exact),
-    tile("Serious", events.filter((e) => e.serious).length, link([["seriousness", "Serious"]]), exact),
-    tile("Non-serious", events.filter((e) => e.seriousness === "Non-serious").length, link([["seriousness", "Non-serious"]]), exact),
+    tile("Serious", events.filter((e) => e.serious).length, link([["seriousness", "serious"]]), exact),
+    tile("Non-serious", events.filter((e) => e.seriousness === "non-serious").length, link([["seriousness", "non-serious"]]), exact),
     tile("Subjects with an event", new Set(events.map((e) => e.subject)).size, link(), false),
     ...severityTiles);
   renderHeat(events, link);
