@@ -164,7 +164,9 @@ def model_issues(resource: dict[str, Any], version: FhirVersion) -> list[Issue]:
                   fhirpath(rtype, [p for p in err["loc"] if p != rtype]))
             for err in exc.errors()
         ]
-    except (ValueError, TypeError, LookupError) as exc:  # fhir_core raises these for bad shapes
+    # fhir_core raises these for bad shapes (AttributeError: a number where its url types
+    # expect a string, e.g. valueUrl: 5)
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
         return [Issue("error", "structure", _short(str(exc)), rtype)]
     return []
 

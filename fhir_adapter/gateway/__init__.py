@@ -8,7 +8,8 @@ can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public UR
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
 CORS_ORIGINS ("*" or a comma-separated list), EXPORT_DIR (Bulk Data $export jobs; default
 ./fhir-adapter-exports, shared by the workers), EXPORT_RETENTION (seconds a finished job
-is kept; 86400).
+is kept; 86400); the input limits of gateway/limits.py (MAX_DEPTH, MAX_STRING_LENGTH,
+MAX_PARAMS, MAX_OFFSET, MAX_ENTRIES, MAX_URL_LENGTH).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 
+from .limits import LIMITS, GuardedFlask
+
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///fhir-adapter.db",
     "PUBLIC_BASE_URL": None,
@@ -31,8 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": "*",
     "EXPORT_DIR": None,  # Bulk Data $export jobs (gateway/bulkexport.py)
     "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export job is kept
+    **LIMITS,  # input limits (gateway/limits.py)
 }
-_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION")
+_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", *LIMITS)
 log = logging.getLogger("fhir_adapter.gateway.access")
 _log = logging.getLogger("fhir_adapter.gateway")
 
@@ -70,7 +74,7 @@ def _fhir_blueprint() -> Blueprint:
 
 
 CORS_EXPOSE = "Location, ETag, Last-Modified, Content-Location, X-Request-Id"
-_ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
+_ALLOW_METHODS = "GET, HEAD, POST, PUT, DELETE"  # no PATCH: not supported
 _ALLOW_HEADERS = ("Accept, Content-Type, If-Match, If-None-Match, If-None-Exist, Prefer, "
                   "Authorization")
 
@@ -177,7 +181,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     from . import errors
 
     conf = load_settings(settings)
-    app = Flask(__name__, static_folder=None)
+    app = GuardedFlask(__name__, static_folder=None)  # limits.py: URL and chunked bodies
     app.config["FHIR_ADAPTER"] = conf
     app.config["MAX_CONTENT_LENGTH"] = conf["MAX_CONTENT_LENGTH"]
     store = conf.get("STORE")

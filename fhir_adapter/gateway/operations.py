@@ -13,7 +13,7 @@ from ..store.canonical import dumps, loads
 from ..validation import validate
 from .context import ctx
 from .ingest import ingest
-from .interactions import check_type
+from .interactions import check_id, check_type
 from .negotiation import read_json
 from .responses import fhir_response, outcome_bytes
 
@@ -57,6 +57,7 @@ def validate_type(rtype: str) -> Response:
 def validate_instance(rtype: str, id: str) -> Response:
     c = ctx()
     check_type(rtype)
+    check_id(id)
     if request.method == "POST" and request.content_length:
         return validate_type(rtype)
     stored = c.store.read(rtype, id)

@@ -8,12 +8,12 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
-from ..errors import BadRequest, Gone, NotFound, UnsupportedMediaType
+from ..errors import BadRequest, Gone, UnsupportedMediaType
 from ..store.base import Stored
 from . import elements, interactions, searching
 from .context import Ctx, ctx, for_type
 from .history import history
-from .interactions import Written, check_type
+from .interactions import Written, check_id, check_type, version_number
 from .negotiation import FORM, read_json
 from .responses import (
     body_in,
@@ -82,6 +82,7 @@ def _resource(c: Ctx, stored: Stored) -> Response:
 @bp.get("/<rtype>/<id>")
 def read(rtype: str, id: str) -> Response:
     check_type(rtype)
+    check_id(id)
     c = for_type(ctx(), rtype)
     return _resource(c, c.store.read(rtype, id))
 
@@ -89,10 +90,9 @@ def read(rtype: str, id: str) -> Response:
 @bp.get("/<rtype>/<id>/_history/<vid>")
 def vread(rtype: str, id: str, vid: str) -> Response:
     check_type(rtype)
+    check_id(id)
     c = for_type(ctx(), rtype)
-    if not vid.isdigit():
-        raise NotFound(f"{rtype}/{id} has no version {vid!r} (versions are numbers)")
-    stored = c.store.vread(rtype, id, int(vid))
+    stored = c.store.vread(rtype, id, version_number(rtype, id, vid))
     if stored.deleted:
         raise Gone(f"{rtype}/{id} version {vid} is a deletion", headers=version_headers(stored))
     return _resource(c, stored)
@@ -119,6 +119,7 @@ def create(rtype: str) -> Response:
 def update(rtype: str, id: str) -> Response:
     c = ctx()
     check_type(rtype, write=True)
+    check_id(id)
     return written(c, interactions.update(c, rtype, id, read_json(request),
                                           if_match=parse_etag(request.headers.get("If-Match"))))
 
@@ -146,6 +147,7 @@ def _deleted(c: Ctx, rtype: str, stored: Stored | None) -> Response:
 @bp.delete("/<rtype>/<id>")
 def delete(rtype: str, id: str) -> Response:
     c = ctx()
+    check_id(id)
     return _deleted(c, rtype, interactions.delete(c, rtype, id))
 
 
@@ -162,6 +164,7 @@ def conditional_delete(rtype: str) -> Response:
 @bp.get("/<rtype>/<id>/_history")
 def instance_history(rtype: str, id: str) -> Response:
     check_type(rtype)
+    check_id(id)
     c = for_type(ctx(), rtype)
     return fhir_response(history(c, request.args.to_dict(), rtype, id), 200, c.mime, c.version)
 
@@ -182,9 +185,9 @@ def system_history() -> Response:
 def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
     check_type(rtype)
     c = for_type(ctx(), rtype)
-    strict = prefer().get("handling") == "strict"
-    req = searching.parse(c, rtype, params, strict)
-    return fhir_response(searching.run(c, req, strict), 200, c.mime, c.version)
+    lenient = prefer().get("handling") == "lenient"
+    req = searching.parse(c, rtype, params, lenient)
+    return fhir_response(searching.run(c, req, lenient), 200, c.mime, c.version)
 
 
 @bp.get("/<rtype>")
