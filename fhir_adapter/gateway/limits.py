@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
+from werkzeug.wsgi import ClosingIterator
 
 from ..errors import BadRequest, FhirError, Issue, PayloadTooLarge
 from ..store.canonical import dumps
@@ -175,6 +176,11 @@ class GuardedFlask(Flask):
             environ["wsgi.input"] = body
             environ["CONTENT_LENGTH"] = str(size)
             environ.pop("HTTP_TRANSFER_ENCODING", None)
+            token = _SETTINGS.set(conf)
+            try:  # the spooled body goes when the response is done with
+                return ClosingIterator(self.wsgi_app(environ, start_response), body.close)
+            finally:
+                _SETTINGS.reset(token)
         token = _SETTINGS.set(conf)
         try:
             return self.wsgi_app(environ, start_response)
