@@ -20,10 +20,11 @@ SLOW = 200
 
 def recipe(port: int) -> list[str]:
     """The README's gunicorn line, with threads above the slow connections: without a proxy
-    each slow connection holds a thread until it completes or --timeout passes."""
+    each slow connection holds a thread until it completes or --timeout passes, and the
+    connections need not spread evenly over the workers (one may take them all)."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
     return [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-            "--workers", "2", "--threads", "128", "--timeout", "60", "--keep-alive", "5",
+            "--workers", "2", "--threads", "256", "--timeout", "60", "--keep-alive", "5",
             "--limit-request-line", "8190", "fhir_adapter.gateway:create_app()"]
 
 

@@ -42,11 +42,13 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _LARGEST_VERSION = 2**63 - 1  # a BIGINT: beyond it no version exists (and SQLite overflows)
 
 
-def check_id(resource_id: str) -> None:
-    """400 for what cannot be a FHIR id ([A-Za-z0-9-.]{1,64}): NUL, spaces, 65 characters."""
+def check_id(resource_id: str, write: bool = False) -> None:
+    """For what cannot be a FHIR id ([A-Za-z0-9-.]{1,64}: NUL, spaces, 65 characters): 404
+    to a read (no resource has it), 400 to a write; never a query with it."""
     if not _ID.fullmatch(resource_id):
-        raise BadRequest(f"{resource_id[:80]!r} is not a FHIR id (1 to 64 of A-Z, a-z, 0-9, "
-                         "'-' and '.')")
+        error = BadRequest if write else NotFound
+        raise error(f"{resource_id[:80]!r} is not a FHIR id (1 to 64 of A-Z, a-z, 0-9, '-' "
+                    "and '.')")
 
 
 def version_number(resource_type: str, resource_id: str, vid: str) -> int:

@@ -119,7 +119,7 @@ def create(rtype: str) -> Response:
 def update(rtype: str, id: str) -> Response:
     c = ctx()
     check_type(rtype, write=True)
-    check_id(id)
+    check_id(id, write=True)
     return written(c, interactions.update(c, rtype, id, read_json(request),
                                           if_match=parse_etag(request.headers.get("If-Match"))))
 

@@ -363,7 +363,7 @@ def _condition(param: SearchParam, modifier: str, value: str,
 def _unknown(plan: Plan, query: SearchQuery, name: str, why: str) -> None:
     if query.strict:
         raise BadRequest(f"unknown search parameter {name!r} for {query.resource_type} "
-                         f"({query.version}): {why}")
+                         f"({query.version}): {why} (Prefer: handling=lenient ignores it)")
     plan.ignored.append(name)
 
 
@@ -393,19 +393,21 @@ def _sort_key(query: SearchQuery, key: str, plan: Plan) -> Any:
     return expr.desc().nulls_last() if desc else expr.asc().nulls_last()
 
 
-def _chain(query: SearchQuery, name: str, value: str) -> ColumnElement[bool]:
+def _chain(query: SearchQuery, name: str, value: str, out: Plan) -> ColumnElement[bool] | None:
     """One level of chaining (R4 search.html#chaining): `study.identifier=x` or, typed,
     `study:ResearchStudy.identifier=x`: resources whose reference `study` points at a current
     resource of a target type that matches `identifier=x`. Answered from the reference index
-    (target_type, target_id) and the target type's own index rows."""
+    (target_type, target_id) and the target type's own index rows. What cannot be chained is
+    unknown (`_unknown`: 400, or ignored and reported when lenient)."""
     head, _, tail = name.partition(".")
     code, _, typed = head.partition(":")
     param = search_params(query.version, query.resource_type).get(code)
     if param is None or param.type != "reference":
-        raise BadRequest(f"{name}: {code!r} is not a reference search parameter of "
-                         f"{query.resource_type} ({query.version}), so it cannot be chained")
+        _unknown(out, query, name, f"{code!r} is not a reference parameter to chain")
+        return None
     if "." in tail:
-        raise BadRequest(f"{name}: chains of more than one level are not supported")
+        _unknown(out, query, name, "chains of more than one level are not supported")
+        return None
     if typed:
         _check_modifier(param, typed)
     inner_code, _, inner_modifier = tail.partition(":")
@@ -424,9 +426,9 @@ def _chain(query: SearchQuery, name: str, value: str) -> ColumnElement[bool]:
         conds.append(and_(REFERENCE.c.target_type == target,
                           REFERENCE.c.target_id.in_(matched)))
     if not conds:
-        raise BadRequest(f"{name}: {inner_code!r} is not a search parameter of "
-                         f"{typed or ' or '.join(served) or 'any served type'} "
-                         f"({query.version})")
+        _unknown(out, query, name, f"{inner_code!r} is not a search parameter of "
+                 f"{typed or ' or '.join(served) or 'any served type'}")
+        return None
     refs = select(REFERENCE.c.res_id).where(*_scope(REFERENCE, query, code), or_(*conds))
     return resources.c.res_id.in_(refs)
 
@@ -440,7 +442,9 @@ def plan(query: SearchQuery) -> Plan:
         if code in CONTROL:
             continue
         if "." in name and not code.startswith("_"):
-            out.where.append(_chain(query, name, value))
+            chained = _chain(query, name, value, out)
+            if chained is not None:
+                out.where.append(chained)
             continue
         param = known.get(code)
         if param is None:
