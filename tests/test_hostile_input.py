@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -294,3 +295,41 @@ def test_the_fast_path_and_flask_agree_on_refusals(app: Flask) -> None:
                                                      headers={"Prefer": "return=minimal"})
         assert fast.status_code == slow.status_code == 400
         assert loads(fast.data)["issue"] == loads(slow.data)["issue"]
+
+
+def _await(client: FlaskClient, status_url: str) -> Any:
+    for _ in range(600):
+        answer = client.get(status_url)
+        if answer.status_code != 202:
+            return answer
+        time.sleep(0.1)
+    raise AssertionError(f"{status_url} still running after 60 s")
+
+
+def test_ingest_runs_as_an_asynchronous_job(client: FlaskClient) -> None:
+    """Prefer: respond-async -> 202 and a status URL, as $export; the status URL gives the
+    Parameters once loaded, or the refusal's 4xx OperationOutcome (nothing stored)."""
+    system = unique_system()
+    lines = b"\n".join(dumps({"resourceType": "Patient", "id": f"async-{n}-{system[-8:]}",
+                              "identifier": [{"system": system, "value": str(n)}]})
+                       for n in range(30))
+    ndjson = {"Content-Type": "application/fhir+ndjson", "Prefer": "respond-async"}
+    kicked = client.post("/fhir/$ingest?kind=bundle", data=lines, headers=ndjson)
+    assert kicked.status_code == 202, kicked.data
+    status_url = kicked.headers["Content-Location"].removeprefix("http://testserver")
+    done = _await(client, status_url)
+    assert done.status_code == 200, done.data
+    created = {p["name"]: p.get("valueInteger") for p in loads(done.data)["parameter"]}
+    assert created["created"] == 30
+    assert count(client, f"Patient?identifier={system}|") == 30
+    assert client.delete(status_url).status_code == 202
+    outcome(client.get(status_url), 404)
+
+    broken = lines + b"\n{not json"
+    kicked = client.post("/fhir/$ingest?kind=bundle", data=broken.replace(
+        system.encode(), (system + "b").encode()), headers=ndjson)
+    refused = _await(client, kicked.headers["Content-Location"].removeprefix(
+        "http://testserver"))
+    assert "row 31" in diagnostics(refused, 422)
+    assert count(client, f"Patient?identifier={system}b|") == 0
+    outcome(client.post("/fhir/$ingest?kind=nope", data=lines, headers=ndjson), 400)

@@ -64,11 +64,12 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _fhir_blueprint() -> Blueprint:
-    from . import bulkexport, bundles, capability, operations, rest
+    from . import bulkexport, bundles, capability, ingestjobs, operations, rest
 
     fhir = Blueprint("fhir", __name__)
     # Operations and metadata first: their static paths must win over /<type>/<id>.
-    for child in (capability.bp, operations.bp, bulkexport.bp, bundles.bp, rest.bp):
+    for child in (capability.bp, operations.bp, bulkexport.bp, ingestjobs.bp, bundles.bp,
+                  rest.bp):
         fhir.register_blueprint(child)
     return fhir
 

@@ -82,36 +82,50 @@ def _parameters(summary: LoadSummary, warnings: list[str]) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": params}
 
 
-def ingest(c: Ctx, request: Request) -> dict[str, Any]:
-    """Run one $ingest request; the Parameters resource that reports it."""
+def prepare(request: Request, folder: Path) -> tuple[str, list[Path], dict[str, Any]]:
+    """Check a $ingest request and write its uploads under `folder`: (kind, source paths,
+    options). 400 for what can be told before any loading."""
     kind = request.args.get("kind") or request.form.get("kind")
     if kind not in KINDS:
         raise BadRequest(f"$ingest needs kind= one of {', '.join(KINDS)}")
+    paths, files = _uploads(request, folder)
+    options: dict[str, Any] = {**files}
+    for name, value in [*request.args.items(), *request.form.items()]:
+        if name not in ("kind", "filename", "_format") and value:
+            options[name] = value
+    unknown = sorted(set(options) - set(OPTIONS[kind]))
+    if unknown:
+        raise BadRequest(f"$ingest kind={kind} does not take {', '.join(unknown)}; it "
+                         f"takes {', '.join(OPTIONS[kind]) or 'no options'}")
+    if kind == "study" and len(paths) > 1 and all(p.suffix.lower() in (".xpt", ".csv")
+                                                 for p in paths):
+        paths = [folder]  # SDTM trial design: TS/TA/TI/TE read together, as a folder
+    return kind, paths, options
+
+
+def run(c: Ctx, kind: str, paths: list[Path], options: dict[str, Any], folder: Path
+        ) -> dict[str, Any]:
+    """Map and store prepared uploads (all or nothing per file); the Parameters resource
+    that reports it. Input problems -> InvalidResource naming the uploaded files."""
     warnings: list[str] = []
+    try:
+        if kind == "bundle":
+            summary = load_bundles(paths, c.version, store=c.store, progress=False)
+        else:
+            summary = load_files(kind, paths, store=c.store, progress=False,
+                                 warn=warnings.append, **options)
+    except InputError as exc:
+        # Report the uploaded file names, not our temporary copies.
+        message = str(exc).replace(f"{folder}/", "")
+        rows = [text.replace(f"{folder}/", "") for text in exc.row_texts()]
+        raise InvalidResource(message, [Issue("error", "invalid", text)
+                                        for text in (message, *rows)]) from exc
+    return _parameters(summary, [w.replace(f"{folder}/", "") for w in warnings])
+
+
+def ingest(c: Ctx, request: Request) -> dict[str, Any]:
+    """Run one $ingest request; the Parameters resource that reports it."""
     with tempfile.TemporaryDirectory(prefix="fhir-adapter-ingest-") as tmp:
         folder = Path(tmp)
-        paths, files = _uploads(request, folder)
-        options: dict[str, Any] = {**files}
-        for name, value in [*request.args.items(), *request.form.items()]:
-            if name not in ("kind", "filename", "_format") and value:
-                options[name] = value
-        unknown = sorted(set(options) - set(OPTIONS[kind]))
-        if unknown:
-            raise BadRequest(f"$ingest kind={kind} does not take {', '.join(unknown)}; it "
-                             f"takes {', '.join(OPTIONS[kind]) or 'no options'}")
-        if kind == "study" and len(paths) > 1 and all(p.suffix.lower() in (".xpt", ".csv")
-                                                     for p in paths):
-            paths = [folder]  # SDTM trial design: TS/TA/TI/TE read together, as a folder
-        try:
-            if kind == "bundle":
-                summary = load_bundles(paths, c.version, store=c.store, progress=False)
-            else:
-                summary = load_files(kind, paths, store=c.store, progress=False,
-                                     warn=warnings.append, **options)
-        except InputError as exc:
-            # Report the uploaded file names, not our temporary copies.
-            message = str(exc).replace(f"{folder}/", "")
-            rows = [text.replace(f"{folder}/", "") for text in exc.row_texts()]
-            raise InvalidResource(message, [Issue("error", "invalid", text)
-                                            for text in (message, *rows)]) from exc
-    return _parameters(summary, [w.replace(f"{folder}/", "") for w in warnings])
+        kind, paths, options = prepare(request, folder)
+        return run(c, kind, paths, options, folder)

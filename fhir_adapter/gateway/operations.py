@@ -149,4 +149,8 @@ def translate(id: str | None) -> Response:
 @bp.post("/$ingest")
 def ingest_source() -> Response:
     c = ctx()
+    if "respond-async" in request.headers.get("Prefer", ""):  # ingestjobs.py
+        from .ingestjobs import kick_off
+
+        return kick_off(c, request)
     return fhir_response(dumps(ingest(c, request)), 200, c.mime, c.version)
