@@ -1,6 +1,6 @@
 """The AE frequency tables of the CDISC pilot slice (`ae.csv`, 51 rows), as derived by
 `generate.derive`: counts and ranges only, not the file. Used when the file is absent, so the
-generator gives the same rows with or without `../shared` (a test checks they still agree)."""
+generator gives the same rows with or without the pilot file (a test checks they still agree)."""
 
 # fmt: off
 # (AEDECOD, AELLT, AEHLT, AEHLGT, AESOC, rows): in the pilot, AETERM is always its AEDECOD

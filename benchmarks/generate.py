@@ -7,7 +7,7 @@ perturbed from the seed record. Seeded; the same (seed, size) always gives the s
 AE distributions (terms with their MedDRA hierarchy, severity, seriousness and its criteria,
 relatedness, outcome, action taken, events per subject, onset study day, duration, lag to the
 recording date, partial onset dates) are derived from the pilot slice
-`../shared/fixtures/sdtm/cdiscpilot01-slice/ae.csv` when it is present, else taken from
+`tests/fixtures/sdtm/cdiscpilot01-slice/ae.csv` when it is present, else taken from
 `BUILTIN`, the same numbers derived once from that file (tests check they still agree).
 Rows stream to the CSV: nothing is held in memory, so 1M rows cost what 10 rows cost.
 """
@@ -30,7 +30,7 @@ from typing import Any
 from .distributions import BUILTIN
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FHIR_ADAPTER_SHARED", ROOT.parent / "shared"))
+SHARED = Path(os.environ.get("FHIR_ADAPTER_SHARED", ROOT / "tests"))
 PILOT_AE = SHARED / "fixtures" / "sdtm" / "cdiscpilot01-slice" / "ae.csv"
 SEED_STUDY = ROOT / "examples" / "NCT05003921.json"
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FHIR_ADAPTER_SHARED", ROOT.parent / "shared"))
+# The public CT.gov, CDISC SDTM and HL7 data the tests read: tests/fixtures (copies, origins in
+# its README.md), or the folder holding another `fixtures/` named by FHIR_ADAPTER_SHARED.
+SHARED = Path(os.environ.get("FHIR_ADAPTER_SHARED", ROOT / "tests"))
 FIXTURES = SHARED / "fixtures"
 
 
@@ -19,7 +21,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """../shared (CT.gov and SDTM fixtures are read from there, never committed)."""
+    """The folder holding `fixtures/` (tests/, unless FHIR_ADAPTER_SHARED says otherwise)."""
     if not FIXTURES.is_dir():
         pytest.skip(f"public fixtures not present at {FIXTURES} (set FHIR_ADAPTER_SHARED)")
     return SHARED
@@ -36,7 +38,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 
 
 def fixture_path(*parts: str) -> Path:
-    """A file under ../shared/fixtures, or a skip naming what is missing."""
+    """A file under the fixtures folder, or a skip naming what is missing."""
     path = FIXTURES.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"public fixture {path} not present (set FHIR_ADAPTER_SHARED)")

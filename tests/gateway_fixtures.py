@@ -72,5 +72,5 @@ def post(client: FlaskClient, resource: dict[str, Any], **headers: str) -> Any:
 
 
 def official(name: str) -> dict[str, Any]:
-    """An official HL7 example from ../shared/fixtures/fhir/examples (skips when absent)."""
+    """An official HL7 example from tests/fixtures/fhir/examples (skips when absent)."""
     return loads(fixture_path("fhir", "examples", *name.split("/")).read_bytes())

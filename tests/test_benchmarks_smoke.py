@@ -29,7 +29,7 @@ def test_builtin_distributions_are_the_pilot_file(shared_dir: Path) -> None:
 
     if not PILOT_AE.is_file():
         pytest.skip(f"{PILOT_AE} not present")
-    # Same numbers with or without ../shared: the generator gives the same rows either way.
+    # Same numbers with or without the pilot file: the generator gives the same rows either way.
     assert json.loads(json.dumps(derive(PILOT_AE))) == BUILTIN
 
 

@@ -63,7 +63,7 @@ def test_client_meta_and_stale_store_meta(version_id: int) -> None:
 def test_official_examples() -> None:
     examples = official_examples()
     if not examples:
-        pytest.skip("official examples not present under ../shared/fixtures")
+        pytest.skip("official examples not present under tests/fixtures")
     for version, resource in examples:
         assert_rep_is_the_final_resource(resource, version, 2)
 

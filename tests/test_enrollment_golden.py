@@ -1,5 +1,5 @@
 """Golden files: the CDISC pilot slice (SDTM DM + DS) and the synthetic NCT05003921 examples,
-mapped to R4 and R5. Inputs stay where they are (../shared, examples/): only the expected
+mapped to R4 and R5. Inputs stay where they are (tests/fixtures, examples/): only the expected
 output lives in tests/golden/enrollment/."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """SDTM trial design (TS/TA/TI/TE) -> CT.gov v2 study record: the real CDISC pilot design
-(read from ../shared, never copied here), its CSV twins, synthetic TS edge cases written in
+(tests/fixtures, copied from the public pilot), its CSV twins, synthetic TS edge cases written in
 tmp_path, the ConceptMaps it translates with, and clear errors."""
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ SLICE = "fixtures/sdtm/cdiscpilot01-slice"
 
 @pytest.fixture
 def pilot(shared_dir: Path) -> Path:
-    """The CDISC pilot slice under ../shared (shared_dir comes from conftest.py)."""
+    """The CDISC pilot slice under tests/fixtures (shared_dir comes from conftest.py)."""
     path = shared_dir / SLICE
     if not path.is_dir():
-        pytest.skip(f"../shared fixtures not present: {path}")
+        pytest.skip(f"fixtures not present: {path}")
     return path
 
 

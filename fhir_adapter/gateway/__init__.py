@@ -17,13 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from functools import cache
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask
 
+from .hooks import CORS_EXPOSE, access_log, finisher, parse_origins, start, uuid4_hex
 from .limits import LIMITS, GuardedFlask
+
+__all__ = ["CORS_EXPOSE", "DEFAULTS", "access_log", "create_app", "load_settings", "uuid4_hex",
+           "warm"]
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///fhir-adapter.db",
@@ -37,7 +40,6 @@ DEFAULTS: dict[str, Any] = {
     **LIMITS,  # input limits (gateway/limits.py)
 }
 _INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", *LIMITS)
-log = logging.getLogger("fhir_adapter.gateway.access")
 _log = logging.getLogger("fhir_adapter.gateway")
 
 
@@ -72,84 +74,6 @@ def _fhir_blueprint() -> Blueprint:
                   rest.bp):
         fhir.register_blueprint(child)
     return fhir
-
-
-CORS_EXPOSE = "Location, ETag, Last-Modified, Content-Location, X-Request-Id"
-_ALLOW_METHODS = "GET, HEAD, POST, PUT, DELETE"  # no PATCH: not supported
-_ALLOW_HEADERS = ("Accept, Content-Type, If-Match, If-None-Match, If-None-Exist, Prefer, "
-                  "Authorization")
-
-
-def _cors(response: Response, origins: frozenset[str] | None) -> None:
-    """CORS headers; `origins` None means any origin ("*")."""
-    headers = response.headers
-    if origins is None:
-        headers["Access-Control-Allow-Origin"] = "*"
-    else:
-        origin = request.headers.get("Origin")
-        if origin and origin in origins:
-            headers["Access-Control-Allow-Origin"] = origin
-            response.vary.add("Origin")
-    headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        headers["Access-Control-Allow-Methods"] = _ALLOW_METHODS
-        headers["Access-Control-Allow-Headers"] = request.headers.get(
-            "Access-Control-Request-Headers", _ALLOW_HEADERS)
-        headers["Access-Control-Max-Age"] = "600"
-
-
-def _origins(setting: Any) -> frozenset[str] | None:
-    allowed = str(setting).strip()
-    return None if allowed == "*" else frozenset(o.strip() for o in allowed.split(","))
-
-
-# uuid4's version (4) and variant (RFC 4122) bits, for uuid4_hex.
-_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-# Random 128-bit numbers from os.urandom, 256 per system call: each call lets the GIL go,
-# and a thread of a threaded server then waits to get it back behind the others.
-_RANDOM: deque[int] = deque()
-os.register_at_fork(after_in_child=_RANDOM.clear)  # workers must not share their parent's
-
-
-def uuid4_hex() -> str:
-    """uuid.uuid4().hex without the UUID object (whose checks cost ~3 us a call) and mostly
-    without a system call: request ids and Bundle ids are made on every request."""
-    try:
-        number = _RANDOM.popleft()  # atomic: threads never get the same one
-    except IndexError:
-        block = os.urandom(16 * 256)
-        _RANDOM.extend(int.from_bytes(block[i:i + 16]) for i in range(16, len(block), 16))
-        number = int.from_bytes(block[:16])
-    return f"{number & _UUID4_KEEP | _UUID4_SET:032x}"
-
-
-def _start() -> None:
-    g.started = time.perf_counter()
-    g.request_id = request.headers.get("X-Request-Id") or uuid4_hex()
-
-
-def _finisher(origins: frozenset[str] | None) -> Any:
-    """The after-request hook, with the CORS setting parsed once (not per request)."""
-
-    def _finish(response: Response) -> Response:
-        _cors(response, origins)
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        access_log(request.method, request.path, response.status_code, g.get("started"),
-                   g.get("request_id", ""))
-        return response
-
-    return _finish
-
-
-def access_log(method: str, path: str, status: int, started: float | None,
-               request_id: str) -> None:
-    """The access log line of one request (Flask's or the fast path's)."""
-    # Path only: bodies and query strings (identifier=..., name=...) may carry PHI.
-    if log.isEnabledFor(logging.INFO):
-        now = time.perf_counter()
-        log.info("%s %s %s %.1fms id=%s", method, path, status,
-                 (now - (now if started is None else started)) * 1000, request_id)
 
 
 @cache  # once per process: every app of the process shares what it loads
@@ -196,9 +120,9 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(fhir, url_prefix="/fhir")
     app.register_blueprint(fhir, url_prefix="/fhir/R4", name="fhir_R4")
     app.register_blueprint(fhir, url_prefix="/fhir/R5", name="fhir_R5")
-    origins = _origins(conf["CORS_ORIGINS"])
-    app.before_request(_start)
-    app.after_request(_finisher(origins))
+    origins = parse_origins(conf["CORS_ORIGINS"])
+    app.before_request(start)
+    app.after_request(finisher(origins))
     if conf.get("FAST_PATH", True):
         from .fastpath import FastPath
 

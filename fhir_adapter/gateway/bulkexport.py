@@ -35,8 +35,8 @@ from ..store.base import Store
 from ..store.reading import since_instant
 from ..store.values import instant_text
 from ..validation import FhirVersion
-from . import uuid4_hex
 from .context import ctx, public_base, settings
+from .hooks import uuid4_hex
 from .negotiation import read_json
 from .operations import parameters
 from .responses import fhir_response, outcome_bytes

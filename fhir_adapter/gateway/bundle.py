@@ -9,7 +9,7 @@ from typing import Any
 
 from ..ids import dashed
 from ..store.canonical import dumps
-from . import uuid4_hex
+from .hooks import uuid4_hex
 
 
 def now_instant() -> str:

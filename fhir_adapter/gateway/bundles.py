@@ -14,8 +14,9 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+import fhir_adapter.gateway.interactions as interactions
+
 from ..errors import BadRequest, FhirError, Issue
-from . import interactions
 from .bundle import assemble, entry
 from .context import Ctx, ctx
 from .entries import Entry, parse_entry

@@ -14,11 +14,12 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+import fhir_adapter.gateway.terminology as terminology
+
 from .. import __version__
 from ..store.canonical import dumps
 from ..store.searchparams import search_params
 from ..validation import FHIR_RELEASE, FhirVersion
-from . import terminology
 from .context import STORED_TYPES, ctx
 from .responses import fhir_response
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import fhir_adapter.gateway.searching as searching
+
 from ..errors import BadRequest, Gone, MethodNotAllowed, PreconditionFailed
 from ..store.base import Store
-from . import searching
 from .context import Ctx, for_type, public_base
 from .interactions import check_type, matches, version_number
 from .responses import body_in, parse_etag

@@ -25,8 +25,10 @@ from urllib.parse import parse_qsl
 from flask import Flask, signals
 from werkzeug.wrappers import Request
 
-from . import CORS_EXPOSE, access_log, searching, uuid4_hex
+import fhir_adapter.gateway.searching as searching
+
 from .context import STORED_TYPES, Ctx
+from .hooks import CORS_EXPOSE, access_log, uuid4_hex
 from .negotiation import accepted
 from .responses import CONTENT_TYPES, etag, http_date
 

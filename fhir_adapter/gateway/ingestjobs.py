@@ -23,8 +23,8 @@ from flask import Blueprint, Request, Response, request
 
 from ..errors import Conflict, FhirError, Issue, NotFound
 from ..store.canonical import dumps
-from . import uuid4_hex
 from .context import Ctx, ctx, settings
+from .hooks import uuid4_hex
 from .ingest import prepare, run
 from .responses import fhir_response, outcome_bytes
 

@@ -8,9 +8,12 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
+import fhir_adapter.gateway.elements as elements
+import fhir_adapter.gateway.interactions as interactions
+import fhir_adapter.gateway.searching as searching
+
 from ..errors import BadRequest, Gone, UnsupportedMediaType
 from ..store.base import Stored
-from . import elements, interactions, searching
 from .context import Ctx, ctx, for_type
 from .history import history
 from .interactions import Written, check_id, check_type, version_number

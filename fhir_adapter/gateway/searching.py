@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlencode
 
+import fhir_adapter.gateway.elements as elements
+
 from ..errors import BadRequest, Issue
 from ..ids import dashed
 from ..store.base import SearchQuery, Stored
 from ..store.canonical import dumps
-from . import elements, uuid4_hex
 from .bundle import assemble
 from .context import Ctx
+from .hooks import uuid4_hex
 from .includes import included
 from .limits import check_offset, check_search
 from .responses import outcome_bytes

@@ -4,7 +4,7 @@ last-update date and the other registry dates (as a note)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .study_common import (
     RS_STATUS,
@@ -17,8 +17,18 @@ from .study_common import (
     translate,
 )
 
-if TYPE_CHECKING:
-    from .study_facts import Facts
+
+class StatusFacts(Protocol):
+    """The part of study_facts.Facts that the status module fills (study_facts calls
+    `status`, so this module names the fields instead of importing Facts)."""
+
+    r4_status: str
+    progress: list[dict[str, Any]]
+    why_stopped: str | None
+    period: dict[str, str]
+    date: str | None
+    notes: list[str]
+
 
 R4_STATUS_FALLBACK = "in-review"
 
@@ -45,7 +55,7 @@ def _state(state: dict[str, Any], actual: bool | None = None,
     return entry
 
 
-def status(ctx: Ctx, facts: Facts) -> None:
+def status(ctx: Ctx, facts: StatusFacts) -> None:
     """Fill the status facts; warn where the record gives no usable status."""
     module = ctx.module("statusModule")
     overall, last = module.get("overallStatus"), module.get("lastKnownStatus")

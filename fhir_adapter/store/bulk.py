@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
 from ..validation import FhirVersion, normalise_version, validate
-from . import canonical
+from .canonical import content_hash, dumps, with_meta_bytes, without_version_meta
 from .indexing import COLUMNS as INDEX_COLUMNS
 from .indexing import EXTRACTORS, index_tuples
 
@@ -50,7 +50,7 @@ class Rep(NamedTuple):
 
     rtype: str
     rid: str
-    plain: bytes  # canonical.dumps of the resource, without meta.versionId/lastUpdated
+    plain: bytes  # dumps of the resource, without meta.versionId/lastUpdated
     rows: dict[str, list[tuple]]  # index rows by table (non-empty tables only)
     resource: dict[str, Any] | None  # kept only when it has a meta to merge the long way
 
@@ -74,7 +74,7 @@ def prepare(resources: Mapping[str, dict[str, Any]], check: bool, new_id: bool
         raise BadRequest(f"{rtype}: an update needs the resource id")
     out: dict[str, dict[str, Any]] = {}
     for version, resource in sorted(reps.items()):
-        body = canonical.without_version_meta(resource)
+        body = without_version_meta(resource)
         ordered = {"resourceType": rtype, "id": rid}
         ordered.update((k, v) for k, v in body.items() if k not in ("resourceType", "id"))
         if check:
@@ -102,7 +102,7 @@ def representation(resource: dict[str, Any], version: FhirVersion) -> Rep:
 def represent(rtype: str, rid: str, version: str, ordered: dict[str, Any]) -> Rep:
     """The Rep of a resource that prepare() has put in canonical order."""
     rows = {t: r for t, r in index_tuples(ordered, version).items() if r}  # type: ignore[arg-type]
-    return Rep(rtype, rid, canonical.dumps(ordered), rows,
+    return Rep(rtype, rid, dumps(ordered), rows,
                ordered if "meta" in ordered else None)
 
 
@@ -113,7 +113,7 @@ class Prepared:
 
     def __init__(self, rtype: str, rid: str, reps: dict[str, Rep]) -> None:
         self.rtype, self.rid, self.reps = rtype, rid, reps
-        self.digest = canonical.content_hash({v: r.plain for v, r in reps.items()})
+        self.digest = content_hash({v: r.plain for v, r in reps.items()})
 
 
 # table -> its columns as the bulk INSERTs / COPYs name them
@@ -328,7 +328,7 @@ def batches(items: Iterable[Prepared], size: int = BATCH) -> Iterator[list[Prepa
 def stored_body(rep: Rep, version_id: int, now: str) -> bytes:
     """The stored bytes: the plain bytes with the store's meta spliced in after the id."""
     resource = rep.resource or {"resourceType": rep.rtype, "id": rep.rid}
-    return canonical.with_meta_bytes(rep.plain, resource, version_id, now)
+    return with_meta_bytes(rep.plain, resource, version_id, now)
 
 
 def add_index_rows(index: dict[str, list[tuple]], rep: Rep) -> None:

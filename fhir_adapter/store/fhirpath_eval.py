@@ -17,17 +17,8 @@ from functools import cache, lru_cache
 from typing import Any
 
 from ..validation import FhirVersion, _schema
-
-
-@dataclass(slots=True)
-class Node:
-    """One item of a FHIRPath collection: a JSON value and its FHIR type (None if unknown).
-    Not frozen: a frozen dataclass costs three times as much to build, and indexing builds
-    one per element it walks. Treat it as immutable."""
-
-    value: Any
-    type: str | None
-
+from .fhirpath_node import Node
+from .values import reference_target
 
 Eval = Callable[[list[Node], "Context"], list[Node]]
 
@@ -226,7 +217,7 @@ def _where_resolves_to(name: str) -> Eval:
     """`where(resolve() is T)`, the references to a T (the official patient parameters):
     what _function's general where, resolve and is give, without their nodes."""
     wanted = name.lower()
-    target_of = _reference_target()
+    target_of = reference_target
 
     def run(focus: list[Node], ctx: Context) -> list[Node]:
         out = []
@@ -243,15 +234,8 @@ def _resolve(node: Node) -> Node | None:
     """Stand-in for the referenced resource: only its type, from the literal reference."""
     if not isinstance(node.value, dict):
         return None
-    target = _reference_target()(node.value)
+    target = reference_target(node.value)
     return Node({"resourceType": target[0]}, target[0]) if target and target[0] else None
-
-
-@cache
-def _reference_target() -> Callable[[dict[str, Any]], tuple[str | None, str | None] | None]:
-    from .values import reference_target  # values imports this module: import on first use
-
-    return reference_target
 
 
 @cache

@@ -10,12 +10,16 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, false, func, select, tuple_
 
 from ..errors import BadRequest, Gone, NotFound
-from . import fastsearch, scope
 from .base import FhirVersion, SearchQuery, SearchResult, Stored
+from .fastsearch import Statements, total_from_page
+from .fastsearch import fetch as fetch_page
+from .fastsearch import statements as fast_statements
 from .idle import IdleConnections
 from .schema import index_tables, resource_bodies
 from .schema import resource_versions as versions
 from .schema import resources as res
+from .scope import pointing_ids, pointing_types, reference_texts
+from .scope import targets as scope_targets
 from .search import plan
 from .searchparams import search_params
 from .values import date_range, epoch_to_instant
@@ -203,7 +207,7 @@ class Reader:
     def search(self, query: SearchQuery) -> SearchResult:
         """One page of current, non-deleted matches in query.version (each Stored carries
         that version's bytes), in a stable order, with the total unless total='none'."""
-        fast = fastsearch.statements(query, self.engine.dialect.name)
+        fast = fast_statements(query, self.engine.dialect.name)
         if fast is not None:
             return self._fast_search(self._conn, query, fast)
         with self._unit() as conn:
@@ -214,33 +218,33 @@ class Reader:
         """search() of the common shapes (fastsearch.py) as (id, bytes) pairs, with the total:
         all a searchset Bundle needs, without a Stored per match (~1.3 us each, a tenth of a
         20-match search). None for every other search: ask search()."""
-        fast = fastsearch.statements(query, self.engine.dialect.name)
+        fast = fast_statements(query, self.engine.dialect.name)
         if fast is None:
             return None
         rows, total = self._page(self._conn, query, fast)
         return [(r[0], _bytes(r[3])) for r in rows], total
 
     def _fast_search(self, conn: Connection | None, query: SearchQuery,
-                     sql: fastsearch.Statements) -> SearchResult:
+                     sql: Statements) -> SearchResult:
         rows, total = self._page(conn, query, sql)
         return SearchResult([Stored(query.resource_type, r[0], r[1], r[2], False,
                                     {query.version: _bytes(r[3])}) for r in rows], total, ())
 
-    def _page(self, conn: Connection | None, query: SearchQuery, sql: fastsearch.Statements
+    def _page(self, conn: Connection | None, query: SearchQuery, sql: Statements
               ) -> tuple[list[Any], int | None]:
         # Outside a unit of work, SQLite (autocommit) needs BEGIN for the total and the page
         # to come from one snapshot; PostgreSQL's driver opens a transaction by itself.
         with self._cursor(conn) as cur:
-            return fastsearch.fetch(cur, query, sql, snapshot=conn is None
+            return fetch_page(cur, query, sql, snapshot=conn is None
                                     and self.engine.dialect.name == "sqlite")
 
     def _search(self, conn: Connection, query: SearchQuery) -> SearchResult:
-        fast = fastsearch.statements(query, self.engine.dialect.name)
+        fast = fast_statements(query, self.engine.dialect.name)
         if fast is not None:
             return self._fast_search(conn, query, fast)
         count, page, ignored = search_statements(query)
         rows = [] if query.count <= 0 else conn.execute(page).all()
-        total = fastsearch.total_from_page(query, len(rows))
+        total = total_from_page(query, len(rows))
         if total is None and query.total != "none":
             total = conn.execute(count).scalar_one()
         matches = [Stored(query.resource_type, r.res_id, r.version_id, r.last_updated, False,
@@ -336,17 +340,17 @@ class Reader:
 
         with self._unit() as conn:
             values: set[bytes] = set()  # distinct reference values: memory stays flat
-            for rtype in sorted(scope.pointing_types(version)):
-                pointing = scope.pointing_ids(version, rtype, study_id).subquery()  # type: ignore[union-attr]
+            for rtype in sorted(pointing_types(version)):
+                pointing = pointing_ids(version, rtype, study_id).subquery()  # type: ignore[union-attr]
                 query = (select(*_EXPORT_COLUMNS)
                          .select_from(pointing.join(_body_join(version), and_(
                              res.c.res_type == rtype, res.c.res_id == pointing.c.res_id)))
                          .where(res.c.deleted == false()))
                 for stored in self._streamed(conn, query):
-                    values.update(scope.reference_texts(stored.json(version)))
+                    values.update(reference_texts(stored.json(version)))
                     if wanted(stored):
                         yield stored
-            named = own | {("ResearchStudy", study_id)} | scope.targets(values)
+            named = own | {("ResearchStudy", study_id)} | scope_targets(values)
             for rtype in sorted({t for t, _ in named}):
                 if types and rtype not in types:
                     continue
@@ -354,7 +358,7 @@ class Reader:
                 query = (select(*_EXPORT_COLUMNS).select_from(_body_join(version))
                          .where(res.c.deleted == false(), res.c.res_type == rtype)
                          .order_by(res.c.res_id))
-                pointing = scope.pointing_ids(version, rtype, study_id)
+                pointing = pointing_ids(version, rtype, study_id)
                 if pointing is not None:  # streamed above already
                     query = query.where(res.c.res_id.not_in(pointing))
                 if after:

@@ -11,6 +11,7 @@ idx_*              search index of current versions, one table per parameter typ
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sqlite3
 import weakref
@@ -34,6 +35,8 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Connection, make_url
+
+from ..errors import FhirError
 
 metadata = MetaData()
 
@@ -154,6 +157,9 @@ def make_engine(url: str | None = None) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
         _sqlite_setup(engine)
     else:
+        if importlib.util.find_spec("psycopg") is None:  # an extra: the default install is light
+            raise FhirError("a PostgreSQL database needs the [postgres] extra: "
+                            "pip install 'fhir-adapter[postgres]'")
         engine = create_engine(url, pool_pre_ping=True)
     _ENGINES.add(engine)
     return engine

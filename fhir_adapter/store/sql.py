@@ -23,8 +23,19 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import BadRequest, Conflict, PreconditionFailed
-from . import bulk
 from .base import FhirVersion, SearchQuery, Stored, WriteResult
+from .bulk import (
+    SQLITE_CACHE,
+    DeferredIndexes,
+    Prepared,
+    add_index_rows,
+    batches,
+    prepare,
+    prepared,
+    represent,
+    stored_body,
+    write_batch,
+)
 from .indexing import COLUMNS
 from .reading import Reader
 from .schema import create_schema, index_tables, locks, make_engine, resource_bodies
@@ -88,7 +99,7 @@ class SqlStore(Reader):
         such as 'identifier=sys|val' in the names of `version`) an existing single match is
         returned as 'unchanged', several raise PreconditionFailed. Exactly one of concurrent
         equal conditional creates writes."""
-        rtype, rid, reps = bulk.prepare(resources, validate, new_id=True)
+        rtype, rid, reps = prepare(resources, validate, new_id=True)
         with self._unit(write=True) as conn:
             if if_none_exist is not None:
                 names = version or (next(iter(reps)) if len(reps) == 1 else "R4")
@@ -101,7 +112,7 @@ class SqlStore(Reader):
                if_match: int | None = None, validate: bool = True) -> WriteResult:
         """Create-or-update by type and id; unchanged content keeps the version (and writes
         nothing). `if_match`: the version the caller read, else PreconditionFailed."""
-        rtype, rid, reps = bulk.prepare(resources, validate, new_id=False)
+        rtype, rid, reps = prepare(resources, validate, new_id=False)
         with self._unit(write=True) as conn:
             return self._write(conn, rtype, rid, reps, "PUT", if_match, must_be_new=False)
 
@@ -118,11 +129,11 @@ class SqlStore(Reader):
             if dialect == "sqlite":  # index b-trees outgrow the 2 MiB default: -20% CPU
                 cur.execute("PRAGMA cache_size")
                 cache = cur.fetchone()[0]
-                cur.execute(f"PRAGMA cache_size={bulk.SQLITE_CACHE}")
-                deferred = bulk.DeferredIndexes(cur)
+                cur.execute(f"PRAGMA cache_size={SQLITE_CACHE}")
+                deferred = DeferredIndexes(cur)
             try:
-                for batch in bulk.batches(bulk.prepared(resources, validate)):
-                    yield from bulk.write_batch(cur, dialect, batch,
+                for batch in batches(prepared(resources, validate)):
+                    yield from write_batch(cur, dialect, batch,
                                                 instant_text(self._clock()), deferred)
             finally:
                 try:  # also when the load stopped early: never commit without the indexes
@@ -188,7 +199,7 @@ class SqlStore(Reader):
 
     def _write(self, conn: Connection, rtype: str, rid: str, reps: dict[str, dict[str, Any]],
                method: str, if_match: int | None, must_be_new: bool) -> WriteResult:
-        item = bulk.Prepared(rtype, rid, {v: bulk.represent(rtype, rid, v, r)
+        item = Prepared(rtype, rid, {v: represent(rtype, rid, v, r)
                                           for v, r in reps.items()})
         digest = item.digest
         row = conn.execute(self._row_query(rtype, rid)).first()
@@ -207,7 +218,7 @@ class SqlStore(Reader):
                 f"{rtype}/{rid} is at version {current}, not {if_match}",
                 headers={"ETag": f'W/"{current}"'} if current else None)
         if exists and row.content_hash == digest:  # same content: the stored bytes, rebuilt
-            same = {v: bulk.stored_body(rep, current, row.last_updated)
+            same = {v: stored_body(rep, current, row.last_updated)
                     for v, rep in item.reps.items()}
             return WriteResult(Stored(rtype, rid, current, row.last_updated, False, same),
                                "unchanged")
@@ -215,7 +226,7 @@ class SqlStore(Reader):
         self._advance(conn, rtype, rid, current, new, now, digest, False)
         conn.execute(insert(versions).values(res_type=rtype, res_id=rid, version_id=new,
                                              last_updated=now, method=method, deleted=False))
-        bodies = {v: bulk.stored_body(rep, new, now) for v, rep in item.reps.items()}
+        bodies = {v: stored_body(rep, new, now) for v, rep in item.reps.items()}
         conn.execute(insert(resource_bodies), [
             {"res_type": rtype, "res_id": rid, "version_id": new, "fhir_version": v, "body": b}
             for v, b in bodies.items()])
@@ -223,7 +234,7 @@ class SqlStore(Reader):
             self._unindex(conn, rtype, rid)
         index: dict[str, list[tuple]] = {table: [] for table in index_tables}
         for rep in item.reps.values():
-            bulk.add_index_rows(index, rep)
+            add_index_rows(index, rep)
         for table, rows in index.items():
             if rows:
                 conn.execute(insert(index_tables[table]),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from .fhirpath import Node
+from .fhirpath_node import Node
 
 # Open ends of a Period (no start / no end) and of a Range: beyond any real instant/value.
 MIN_INSTANT, MAX_INSTANT = -(2**62), 2**62
