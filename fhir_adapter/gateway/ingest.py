@@ -9,12 +9,14 @@ does it (loader.load_files: both FHIR versions, one transaction per file, all or
 The body is the file (its Content-Type or `?filename=NAME.ext` tells the format), or
 multipart/form-data with one or more `file` parts (SDTM trial-design datasets together) and
 optional `disposition` / `supplemental` parts (SDTM DS, SUPPDM/SUPPAE). Text options as query
-parameters: study, timezone, intervention. The answer is a Parameters resource: created /
+parameters: study, timezone, intervention, encoding (of CSV; or the Content-Type's charset).
+The answer is a Parameters resource: created /
 updated / unchanged counts (in total and per type) and the mapping warnings.
 """
 
 from __future__ import annotations
 
+import codecs
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from flask import Request
 
 from ..errors import BadRequest, InputError, InvalidResource, Issue
 from ..loader import LoadSummary, load_bundles, load_files
+from ..sources.tabular import ENCODING
 from .context import Ctx
 
 # The options each kind takes (as `fhir-adapter load <kind>` does).
@@ -30,6 +33,7 @@ OPTIONS = {"study": (), "bundle": (),
            "enrollments": ("study", "timezone", "disposition", "supplemental"),
            "adverse-events": ("study", "timezone", "intervention", "supplemental")}
 KINDS = tuple(OPTIONS)
+ENCODING_OPTION = "_encoding"  # CSV text encoding: ?encoding= or the Content-Type's charset
 FILE_OPTIONS = ("disposition", "supplemental")
 _SUFFIX = {"application/json": ".json", "application/fhir+json": ".json",
            "application/xml": ".xml", "text/xml": ".xml", "text/csv": ".csv",
@@ -91,12 +95,20 @@ def prepare(request: Request, folder: Path) -> tuple[str, list[Path], dict[str, 
     paths, files = _uploads(request, folder)
     options: dict[str, Any] = {**files}
     for name, value in [*request.args.items(), *request.form.items()]:
-        if name not in ("kind", "filename", "_format") and value:
+        if name not in ("kind", "filename", "_format", "encoding") and value:
             options[name] = value
     unknown = sorted(set(options) - set(OPTIONS[kind]))
     if unknown:
         raise BadRequest(f"$ingest kind={kind} does not take {', '.join(unknown)}; it "
                          f"takes {', '.join(OPTIONS[kind]) or 'no options'}")
+    encoding = request.args.get("encoding") or request.mimetype_params.get("charset")
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise BadRequest(f"unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1, "
+                             "utf-16)") from None
+        options[ENCODING_OPTION] = encoding
     if kind == "study" and len(paths) > 1 and all(p.suffix.lower() in (".xpt", ".csv")
                                                  for p in paths):
         paths = [folder]  # SDTM trial design: TS/TA/TI/TE read together, as a folder
@@ -108,6 +120,8 @@ def run(c: Ctx, kind: str, paths: list[Path], options: dict[str, Any], folder: P
     """Map and store prepared uploads (all or nothing per file); the Parameters resource
     that reports it. Input problems -> InvalidResource naming the uploaded files."""
     warnings: list[str] = []
+    options = dict(options)
+    token = ENCODING.set(options.pop(ENCODING_OPTION, None) or ENCODING.get())
     try:
         if kind == "bundle":
             summary = load_bundles(paths, c.version, store=c.store, progress=False)
@@ -115,11 +129,16 @@ def run(c: Ctx, kind: str, paths: list[Path], options: dict[str, Any], folder: P
             summary = load_files(kind, paths, store=c.store, progress=False,
                                  warn=warnings.append, **options)
     except InputError as exc:
-        # Report the uploaded file names, not our temporary copies.
-        message = str(exc).replace(f"{folder}/", "")
+        # Report the uploaded file names, not our temporary copies; over HTTP the encoding
+        # is named by ?encoding= or the Content-Type's charset, not --encoding.
+        message = str(exc).replace(f"{folder}/", "").replace(
+            "with --encoding (", "with ?encoding= or a charset on the Content-Type (").replace(
+            "--encoding ", "?encoding=")
         rows = [text.replace(f"{folder}/", "") for text in exc.row_texts()]
         raise InvalidResource(message, [Issue("error", "invalid", text)
                                         for text in (message, *rows)]) from exc
+    finally:
+        ENCODING.reset(token)
     return _parameters(summary, [w.replace(f"{folder}/", "") for w in warnings])
 
 
