@@ -92,3 +92,6 @@ def test_validate_counts_bundle_entries_and_hints_at_the_version(tmp_path: Path)
     done = cli("validate", r5)
     assert done.returncode == 1
     assert "hint: the file is valid FHIR R5: pass --fhir-version R5" in done.stderr
+    # Each unknown element once (the schema's words), not again in the model's.
+    assert "Extra inputs are not permitted" not in done.stdout
+    assert "'studyDesign' was unexpected" in done.stdout

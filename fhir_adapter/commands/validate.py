@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,22 @@ def validate_file(path: Path, version: FhirVersion) -> tuple[int, list[tuple[str
             found.append((where, issue))
     if not count:
         raise InputError(str(path), "empty file: no FHIR resource in it")
-    return count, found
+    return count, _once(found)
+
+
+_UNEXPECTED = re.compile(r"Additional properties are not allowed \((.*) (?:was|were) unexpected")
+
+
+def _once(found: list[tuple[str, Issue]]) -> list[tuple[str, Issue]]:
+    """Each unknown element once: the schema's "Additional properties ... ('x' was
+    unexpected)" at a path, not also the model's "Extra inputs are not permitted" at x."""
+    unexpected = {(where, f"{issue.expression}.{name}")
+                  for where, issue in found
+                  if (match := _UNEXPECTED.search(issue.message))
+                  for name in re.findall(r"'([^']+)'", match.group(1))}
+    return [(where, issue) for where, issue in found
+            if not (issue.message.startswith("Extra inputs are not permitted")
+                    and (where, issue.expression) in unexpected)]
 
 
 def _other_version(path: Path, version: FhirVersion) -> str | None:
