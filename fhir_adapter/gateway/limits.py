@@ -64,10 +64,11 @@ def limit(name: str) -> int:
     return int(conf.get(name, LIMITS[name]))
 
 
-def check_text(value: str, what: str) -> None:
+def check_text(value: str, what: str, max_string: int | None = None) -> None:
     """400 for a search value, id or name that cannot be stored or is over-long."""
-    if len(value) > limit("MAX_STRING_LENGTH"):
-        raise LimitExceeded("MAX_STRING_LENGTH", limit("MAX_STRING_LENGTH"),
+    max_string = limit("MAX_STRING_LENGTH") if max_string is None else max_string
+    if len(value) > max_string:
+        raise LimitExceeded("MAX_STRING_LENGTH", max_string,
                             f"{what} is {len(value)} characters long")
     if _UNSTORABLE.search(value):
         raise BadRequest(f"{what} contains a NUL character or a lone surrogate, which no "
@@ -111,12 +112,13 @@ def check_json(value: Any) -> None:
 
 def check_search(params: list[tuple[str, str]]) -> None:
     """400 for more than MAX_PARAMS parameters or a value no store can hold."""
-    if len(params) > limit("MAX_PARAMS"):
-        raise LimitExceeded("MAX_PARAMS", limit("MAX_PARAMS"),
-                            f"the search has {len(params)} parameters")
+    max_params = limit("MAX_PARAMS")
+    if len(params) > max_params:
+        raise LimitExceeded("MAX_PARAMS", max_params, f"the search has {len(params)} parameters")
+    max_string = limit("MAX_STRING_LENGTH")
     for name, value in params:
-        check_text(name, "a search parameter name")
-        check_text(value, f"the value of {name}")
+        check_text(name, "a search parameter name", max_string)
+        check_text(value, f"the value of {name}", max_string)
 
 
 def check_offset(number: int) -> None:
