@@ -333,3 +333,8 @@ def test_ingest_runs_as_an_asynchronous_job(client: FlaskClient) -> None:
     assert "row 31" in diagnostics(refused, 422)
     assert count(client, f"Patient?identifier={system}b|") == 0
     outcome(client.post("/fhir/$ingest?kind=nope", data=lines, headers=ndjson), 400)
+
+
+def test_export_of_a_type_not_stored_is_400(client: FlaskClient) -> None:
+    answer = client.get("/fhir/$export?_type=Bogus", headers={"Prefer": "respond-async"})
+    assert "Bogus" in diagnostics(answer, 400)

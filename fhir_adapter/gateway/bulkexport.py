@@ -35,7 +35,7 @@ from ..store.base import Store
 from ..store.reading import since_instant
 from ..store.values import instant_text
 from ..validation import FhirVersion
-from .context import ctx, public_base, settings
+from .context import STORED_TYPES, ctx, public_base, settings
 from .hooks import uuid4_hex
 from .negotiation import read_json
 from .operations import parameters
@@ -136,6 +136,9 @@ def _kick_off(study: str | None) -> Response:
     types = [t.strip() for t in args.get("_type", "").split(",") if t.strip()] or None
     if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
         raise BadRequest(f"_type {bad[0]!r} is not a resource type")
+    if bad := [t for t in types or () if t not in STORED_TYPES]:  # else: an empty export
+        raise BadRequest(f"_type {bad[0]!r} is not a type stored here; stored types: "
+                         + ", ".join(STORED_TYPES))
     since = args.get("_since") or None
     if since:
         since_instant(since)  # 400 now, not in the job
