@@ -1,12 +1,14 @@
 """Fuzzing the gateway (issue 18): search parameters from the CapabilityStatement with hostile
-values, hostile bodies, paths and headers, on both stores. Any 5xx, or any error body that is
-not an OperationOutcome, fails. Seeded (the same requests every run); FHIR_ADAPTER_FUZZ_REQUESTS
-(default 1000 per store: ~2,000 in CI) asks for more."""
+values, hostile bodies, paths and headers, on both stores. Any 5xx, any error body that is
+not an OperationOutcome, or a refused write that stored anything, fails. Seeded (the same
+requests every run); FHIR_ADAPTER_FUZZ_REQUESTS (default 1000 per store: ~2,000 in CI) asks
+for more."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +16,7 @@ from flask import Flask
 from gateway_fixtures import FHIR, app, database_url
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from fhir_adapter.store.canonical import loads
 
@@ -138,7 +141,18 @@ def requests(draw: st.DrawFn, capability: dict[str, list[str]]
     return method, path, headers, body
 
 
+def _versions(app: Flask) -> int:
+    """How many resource versions the store holds, once background $ingest jobs are done."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("ingest-"):
+            thread.join(timeout=60)
+    engine = app.extensions["fhir_store"].engine
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM resource_versions")).scalar_one())
+
+
 def test_no_request_gets_a_5xx_or_a_non_outcome_error(app: Flask) -> None:
+    """... and a refused write stores nothing (the store's version count stays)."""
     capability = _capability(app)
     client = app.test_client()
 
@@ -148,9 +162,13 @@ def test_no_request_gets_a_5xx_or_a_non_outcome_error(app: Flask) -> None:
     @given(requests(capability))
     def check(request: tuple[str, str, dict[str, str], bytes | None]) -> None:
         method, path, headers, body = request
+        writes = method != "GET" and not path.endswith("/_search")
+        before = _versions(app) if writes else 0
         answer = client.open(path, method=method, headers=headers, data=body)
         status = answer.status_code
         assert status < 500, (request, answer.data[:300])
+        if status >= 400 and writes and "respond-async" not in headers.get("Prefer", ""):
+            assert _versions(app) == before, ("a refused request stored something", request)
         if status >= 400:
             assert answer.mimetype == FHIR, (request, answer.headers)
             parsed = loads(answer.data)
