@@ -353,12 +353,15 @@ def read_fhir_file(path: Path) -> Iterator[tuple[int, Resource]]:
 
 
 def _shallow(path: Path, number: int, resource: Any) -> Any:
-    """`resource`, unless it nests deeper than FHIR_ADAPTER_MAX_DEPTH (validating it would
-    exhaust the stack): then an InputError."""
+    """`resource`, unless it is no JSON object or nests deeper than FHIR_ADAPTER_MAX_DEPTH
+    (validating it would exhaust the stack): then an InputError."""
     from .store import canonical
 
+    if not isinstance(resource, dict):
+        raise InputError(str(path), "not a FHIR resource: expected a JSON object, found "
+                         f"{type(resource).__name__}", row=number)
     limit = int(os.environ.get("FHIR_ADAPTER_MAX_DEPTH") or 100)
-    if isinstance(resource, (dict, list)) and canonical.too_deep(resource, limit):
+    if canonical.too_deep(resource, limit):
         raise InputError(str(path), f"nested deeper than {limit} levels (setting "
                          "FHIR_ADAPTER_MAX_DEPTH)", row=number)
     return resource

@@ -338,3 +338,11 @@ def test_ingest_runs_as_an_asynchronous_job(client: FlaskClient) -> None:
 def test_export_of_a_type_not_stored_is_400(client: FlaskClient) -> None:
     answer = client.get("/fhir/$export?_type=Bogus", headers={"Prefer": "respond-async"})
     assert "Bogus" in diagnostics(answer, 400)
+
+
+@pytest.mark.parametrize("body", [b"null", b"[1, 2]", b'"Patient"', b"5", b"{}\n[]\n"])
+def test_ingest_of_json_that_is_no_resource_is_4xx(client: FlaskClient, body: bytes) -> None:
+    """Found by the fuzz test (seed 77): `null` as a bundle upload was a 500."""
+    answer = client.post("/fhir/$ingest?kind=bundle", data=body,
+                         headers={"Content-Type": FHIR})
+    assert outcome(answer, 400 if body.startswith(b"{}") else 422)["issue"][0]["diagnostics"]
