@@ -11,8 +11,27 @@ from .commands.options import fhir_version_option, output_options  # noqa: F401 
 from .errors import FhirError, InputError
 
 
+def _encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise click.BadParameter(f"unknown encoding {value!r} (e.g. utf-8, cp1252, "
+                                     "latin-1, utf-16)") from None
+        from .sources.tabular import ENCODING
+
+        ENCODING.set(value)
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fhir-adapter")
+@click.option("--encoding", envvar="FHIR_ADAPTER_ENCODING", callback=_encoding,
+              expose_value=False, is_eager=True,
+              help="Text encoding of CSV input (default UTF-8), e.g. cp1252 or latin-1 for "
+                   "Excel exports, utf-16.")
 def cli() -> None:
     """Map clinical-trial data (ClinicalTrials.gov, CDISC SDTM, our CSV/JSON) to FHIR R4/R5,
     validate it, store it and serve it over the FHIR REST API."""

@@ -228,7 +228,8 @@ def model_issues(resource: dict[str, Any], version: FhirVersion) -> list[Issue]:
                   fhirpath(rtype, [p for p in err["loc"] if p != rtype]))
             for err in exc.errors()
         ]
-    # fhir_core raises these for bad shapes (AttributeError: a bool where a url string goes)
+    # fhir_core raises these for bad shapes (AttributeError: a bool or a number where its url
+    # types expect a string, e.g. valueUrl: 5)
     except (ValueError, TypeError, LookupError, AttributeError) as exc:
         return [Issue("error", "structure", _short(str(exc)), rtype)]
     return []

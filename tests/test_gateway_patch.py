@@ -235,6 +235,9 @@ _MINIMAL: dict[str, dict[str, Any]] = {
                             "subject": {"reference": "Patient/x"}}},
     "Group": {"R4": {"type": "person", "actual": True},
               "R5": {"type": "person", "membership": "enumerated"}},
+    "EvidenceVariable": {"R4": {"status": "active", "characteristic": [
+                             {"definitionCodeableConcept": {"text": "age over 18"}}]},
+                         "R5": {"status": "active"}},
 }
 
 

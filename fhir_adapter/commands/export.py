@@ -39,6 +39,7 @@ def export_command(directory: Path, database: str | None, fhir_version: str,
             since_instant(since)
         except BadRequest as exc:
             raise click.BadParameter("not a FHIR instant or date", param_hint="--since") from exc
+    _check_source(database, types)
     store = open_store(database)
     try:
         summary = export_ndjson(store, directory, normalise_version(fhir_version),
@@ -51,3 +52,22 @@ def export_command(directory: Path, database: str | None, fhir_version: str,
     for path, count in summary.counts.items():
         click.echo(f"{path}: {count} resource(s)")
     click.echo(f"{summary.total} resource(s) in {len(summary.counts)} file(s)")
+
+
+def _check_source(database: str | None, types: tuple[str, ...]) -> None:
+    """Usage errors for what would otherwise export nothing and exit 0: a SQLite file that
+    does not exist (opening it would create an empty one) and a type no store holds."""
+    from sqlalchemy.engine import make_url
+
+    from ..store.schema import database_url
+    from ..store.searchparams import RESOURCE_TYPES
+
+    url = make_url(database_url(database))
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).is_file():
+        raise click.BadParameter(f"no database at {url.database} (nothing to export; load "
+                                 "data first or name the database)", param_hint="--database")
+    unknown = [t for t in types if t not in RESOURCE_TYPES]
+    if unknown:
+        raise click.BadParameter(f"{unknown[0]!r} is not a stored resource type; stored types: "
+                                 + ", ".join(RESOURCE_TYPES), param_hint="--type")

@@ -8,9 +8,10 @@ can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public UR
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
 CORS_ORIGINS (off when empty, the default; "*", or a comma-separated list), EXPORT_DIR
 (Bulk Data $export jobs; default ./fhir-adapter-exports, shared by the workers),
-EXPORT_RETENTION (seconds a finished job is kept; 86400). Authorization
-(gateway/security.py, fhir_adapter/auth): AUTH ("none" or "smart"), RATE_LIMIT
-(requests a minute per client and worker with auth on; 0: no limit),
+EXPORT_RETENTION (seconds a finished job is kept; 86400); the input limits of
+gateway/limits.py (MAX_DEPTH, MAX_STRING_LENGTH, MAX_PARAMS, MAX_OFFSET, MAX_ENTRIES,
+MAX_URL_LENGTH). Authorization (gateway/security.py, fhir_adapter/auth): AUTH ("none" or
+"smart"), RATE_LIMIT (requests a minute per client and worker with auth on; 0: no limit),
 AUTH_ISSUER, AUTH_JWKS_URL, AUTH_AUDIENCE (tokens of an external issuer to accept).
 DASHBOARD (the HTML dashboard at / : auto, on, off; see fhir_adapter.dashboard; auto is off
 when AUTH is on).
@@ -27,6 +28,7 @@ from typing import Any
 from flask import Blueprint, Flask
 
 from .hooks import access_log, start, uuid4_hex
+from .limits import LIMITS, GuardedFlask
 
 __all__ = ["DEFAULTS", "access_log", "create_app", "load_settings", "uuid4_hex", "warm"]
 
@@ -45,8 +47,10 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_JWKS_URL": None,  # ... its keys
     "AUTH_AUDIENCE": None,  # ... and the aud its tokens carry for this server
     "DASHBOARD": "auto",  # the HTML study dashboard: auto (off when AUTH is on), on, off
+    **LIMITS,  # input limits (gateway/limits.py)
 }
-_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", "RATE_LIMIT")
+_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", "RATE_LIMIT",
+         *LIMITS)
 _log = logging.getLogger("fhir_adapter.gateway")
 
 
@@ -84,6 +88,7 @@ def _fhir_blueprint() -> Blueprint:
         bundles,
         capability,
         compartments,
+        ingestjobs,
         operations,
         patching,
         rest,
@@ -93,8 +98,8 @@ def _fhir_blueprint() -> Blueprint:
 
     fhir = Blueprint("fhir", __name__)
     # Operations and metadata first: their static paths must win over /<type>/<id>.
-    for child in (capability.bp, smart.bp, operations.bp, bulkexport.bp, bundles.bp,
-                  searchparameters.bp, rest.bp, patching.bp, compartments.bp):
+    for child in (capability.bp, smart.bp, operations.bp, bulkexport.bp, ingestjobs.bp,
+                  bundles.bp, searchparameters.bp, rest.bp, patching.bp, compartments.bp):
         fhir.register_blueprint(child)
     return fhir
 
@@ -129,7 +134,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     from . import errors
 
     conf = load_settings(settings)
-    app = Flask(__name__, static_folder=None)
+    app = GuardedFlask(__name__, static_folder=None)  # limits.py: URL and chunked bodies
     app.config["FHIR_ADAPTER"] = conf
     app.config["MAX_CONTENT_LENGTH"] = conf["MAX_CONTENT_LENGTH"]
     store = conf.get("STORE")

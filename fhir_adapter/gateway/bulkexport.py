@@ -151,6 +151,9 @@ def _kick_off(study: str | None) -> Response:
     types = [t.strip() for t in args.get("_type", "").split(",") if t.strip()] or None
     if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
         raise BadRequest(f"_type {bad[0]!r} is not a resource type")
+    if bad := [t for t in types or () if t not in STORED_TYPES]:  # else: an empty export
+        raise BadRequest(f"_type {bad[0]!r} is not a type stored here; stored types: "
+                         + ", ".join(STORED_TYPES))
     types = exported_types(types)
     since = args.get("_since") or None
     if since:

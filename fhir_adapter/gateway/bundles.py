@@ -21,6 +21,7 @@ from ..errors import BadRequest, FhirError, Issue
 from .bundle import assemble, entry
 from .context import Ctx, ctx
 from .entries import Entry, parse_entry
+from .limits import check_entries
 from .negotiation import read_json
 from .responses import body_in, etag, fhir_response, outcome
 from .rest import prefer
@@ -152,6 +153,7 @@ def transaction_or_batch() -> Response:
     if not isinstance(raw, list):
         raise BadRequest("Bundle.entry must be a list", [Issue("error", "structure",
                          "Bundle.entry must be a list", "Bundle.entry")])
+    check_entries(len(raw))
     want = prefer().get("return", "representation")
     if kind == "transaction":
         entries = [parse_entry(c, i, item) for i, item in enumerate(raw)]

@@ -52,7 +52,8 @@ def _includes(version: FhirVersion, rtype: str) -> tuple[list[str], list[str]]:
     reverse = [f"{source}:{code}" for source in STORED_TYPES
                for code, p in sorted(search_params(version, source).items())
                if p.type == "reference" and (not p.targets or rtype in p.targets)]
-    return (["*", *forward] if forward else []), reverse
+    # `Type:*` (every reference parameter) is served; a bare `_include=*` is not.
+    return ([f"{rtype}:*", *forward] if forward else []), reverse
 
 
 def _stored_type(version: FhirVersion, rtype: str) -> dict[str, Any]:

@@ -95,19 +95,19 @@ def _patient_exists(c: Ctx, pid: str) -> None:
 
 
 def search(c: Ctx, pid: str, rtype: str, params: list[tuple[str, str]],
-           strict: bool) -> bytes:
+           lenient: bool) -> bytes:
     """The searchset of `rtype` resources in Patient/<pid>'s compartment."""
     check_type(rtype)
     _patient_exists(c, pid)
-    req = searching.parse(c, rtype, [*membership(c, rtype, pid), *params], strict)
-    return searching.run(c, req, strict)
+    req = searching.parse(c, rtype, [*membership(c, rtype, pid), *params], lenient)
+    return searching.run(c, req, lenient)
 
 
-def search_all(c: Ctx, pid: str, params: list[tuple[str, str]], strict: bool) -> bytes:
+def search_all(c: Ctx, pid: str, params: list[tuple[str, str]], lenient: bool) -> bytes:
     """Patient/<pid>/*: every stored compartment type, type by type in one paged searchset."""
     require_all(stored_members(c.version), "s", f"Patient/{pid}/* (it searches every type)")
     _patient_exists(c, pid)
-    req = searching.parse(c, "Patient", params, strict)
+    req = searching.parse(c, "Patient", params, lenient)
     if req.sort or req.include or req.revinclude or req.iterate or req.rev_iterate:
         raise BadRequest("_sort, _include and _revinclude need one resource type: search "
                          f"Patient/{pid}/[type] for them")
@@ -115,7 +115,7 @@ def search_all(c: Ctx, pid: str, params: list[tuple[str, str]], strict: bool) ->
     for rtype in stored_members(c.version):
         filters = [*membership(c, rtype, pid), *req.filters]
         counted = c.store.search(SearchQuery(rtype, c.version, filters, count=0,
-                                             total="accurate", strict=strict))
+                                             total="accurate", strict=not lenient))
         queries.append((rtype, filters))
         totals.append(counted.total or 0)
     total, skip, left, entries = sum(totals), req.offset, req.count, []
@@ -126,7 +126,7 @@ def search_all(c: Ctx, pid: str, params: list[tuple[str, str]], strict: bool) ->
         if left <= 0:
             break
         page = c.store.search(SearchQuery(rtype, c.version, filters, count=left, offset=skip,
-                                          total="none", strict=strict))
+                                          total="none", strict=not lenient))
         for s in page.matches:
             body = searching.resource_bytes(c, req, s)
             if body is not None:
@@ -155,7 +155,7 @@ def _type_names() -> str:
 @bp.get(f"/Patient/<pid>/<any({_type_names()}):rtype>")
 def compartment(pid: str, rtype: str) -> Response:
     c = ctx()
-    strict = prefer().get("handling") == "strict"
-    body = (search_all(c, pid, _params(), strict) if rtype == "*"
-            else search(c, pid, rtype, _params(), strict))
+    lenient = prefer().get("handling") == "lenient"
+    body = (search_all(c, pid, _params(), lenient) if rtype == "*"
+            else search(c, pid, rtype, _params(), lenient))
     return fhir_response(body, 200, c.mime, c.version)

@@ -14,7 +14,7 @@ from ..auth.access import require
 from ..errors import BadRequest, Gone, NotFound, PreconditionFailed
 from ..store.base import Store
 from .context import Ctx, for_type, public_base
-from .interactions import check_type, matches
+from .interactions import check_type, matches, version_number
 from .responses import body_in, parse_etag
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -82,12 +82,11 @@ class Entry:
             require(self.type, "r")
         if self.id is None:
             params = parse_qsl(self.criteria or "", keep_blank_values=True)
-            req = searching.parse(c, self.type, params, strict=False)
-            return searching.run(c, req, strict=False), 200
+            req = searching.parse(c, self.type, params, lenient=False)
+            return searching.run(c, req, lenient=False), 200
         if self.vid is not None:
-            if not self.vid.isdigit():
-                raise BadRequest(f"version {self.vid!r} is not a number")
-            stored = store.vread(self.type, self.id, int(self.vid))
+            stored = store.vread(self.type, self.id,
+                                 version_number(self.type, self.id, self.vid))
             if stored.deleted:
                 raise Gone(f"{self.type}/{self.id} version {self.vid} is a deletion")
         else:

@@ -128,9 +128,9 @@ class FastPath:
                     remove_entity_headers(headers)
                     return status, headers, b""
             else:
-                strict = parse_prefer(environ.get("HTTP_PREFER", "")).get("handling") == \
-                    "strict"
-                status, headers, body = 200, [], search_parts(c, rtype, params, strict)
+                lenient = parse_prefer(environ.get("HTTP_PREFER", "")).get("handling") == \
+                    "lenient"
+                status, headers, body = 200, [], search_parts(c, rtype, params, lenient)
         except FhirError as exc:
             return render(exc)
         except Exception as exc:  # noqa: BLE001 - answered as Flask's handler answers it

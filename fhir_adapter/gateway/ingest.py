@@ -10,15 +10,16 @@ nothing).
 The body is the file (its Content-Type or `?filename=NAME.ext` tells the format), or
 multipart/form-data with one or more `file` parts (SDTM trial-design datasets together) and
 optional `disposition` / `supplemental` parts (SDTM DS, SUPPDM/SUPPAE). Text options as query
-parameters: study, timezone, intervention, strict (true: rows with data-quality findings are
-refused, as `--strict`). The answer is a Parameters resource: created / updated / unchanged
-counts (in total and per type), the mapping warnings, `findings` (rows per data-quality rule)
-and an `outcome` OperationOutcome with one warning issue per finding (the row was stored as
-recorded and tagged).
-"""
+parameters: study, timezone, intervention, encoding (of CSV; or the Content-Type's charset),
+strict (true: rows with data-quality findings are refused, as `--strict`). The answer is a
+Parameters resource: created / updated / unchanged counts (in total and per type), the
+mapping warnings, `findings` (rows per data-quality rule) and an `outcome` OperationOutcome
+with one warning issue per finding (the row was stored as recorded and tagged).
+`Prefer: respond-async` runs it as a job (ingestjobs.py)."""
 
 from __future__ import annotations
 
+import codecs
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ..pipeline.bundles import load_bundles
 from ..pipeline.load import LoadSummary, load_files
 from ..pipeline.report import Collector
 from ..records import Finding
+from ..sources.tabular import ENCODING
 from .context import Ctx
 
 # The options each kind takes (as `fhir-adapter load <kind>` does).
@@ -38,6 +40,7 @@ OPTIONS = {"study": (), "bundle": (),
            "enrollments": ("study", "timezone", "disposition", "supplemental", "strict"),
            "adverse-events": ("study", "timezone", "intervention", "supplemental", "strict")}
 KINDS = tuple(OPTIONS)
+ENCODING_OPTION = "_encoding"  # CSV text encoding: ?encoding= or the Content-Type's charset
 FILE_OPTIONS = ("disposition", "supplemental")
 _SUFFIX = {"application/json": ".json", "application/fhir+json": ".json",
            "application/xml": ".xml", "text/xml": ".xml", "text/csv": ".csv",
@@ -102,47 +105,76 @@ def _parameters(summary: LoadSummary, warnings: list[str]) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": params}
 
 
-def ingest(c: Ctx, request: Request) -> dict[str, Any]:
-    """Run one $ingest request; the Parameters resource that reports it."""
+def prepare(request: Request, folder: Path) -> tuple[str, list[Path], dict[str, Any]]:
+    """Check a $ingest request and write its uploads under `folder`: (kind, source paths,
+    options). 400 for what can be told before any loading."""
     kind = request.args.get("kind") or request.form.get("kind")
     if kind not in KINDS:
         raise BadRequest(f"$ingest needs kind= one of {', '.join(KINDS)}")
+    paths, files = _uploads(request, folder)
+    options: dict[str, Any] = {**files}
+    for name, value in [*request.args.items(), *request.form.items()]:
+        if name not in ("kind", "filename", "_format", "encoding") and value:
+            options[name] = value
+    unknown = sorted(set(options) - set(OPTIONS[kind]))
+    if unknown:
+        raise BadRequest(f"$ingest kind={kind} does not take {', '.join(unknown)}; it "
+                         f"takes {', '.join(OPTIONS[kind]) or 'no options'}")
+    if "strict" in options:
+        if options["strict"] not in ("true", "false"):
+            raise BadRequest(f"$ingest strict= is true or false, not {options['strict']!r}")
+        options["strict"] = options["strict"] == "true"
+    encoding = request.args.get("encoding") or request.mimetype_params.get("charset")
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise BadRequest(f"unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1, "
+                             "utf-16)") from None
+        options[ENCODING_OPTION] = encoding
+    if kind == "study" and len(paths) > 1 and all(p.suffix.lower() in (".xpt", ".csv")
+                                                 for p in paths):
+        paths = [folder]  # SDTM trial design: TS/TA/TI/TE read together, as a folder
+    return kind, paths, options
+
+
+def run(c: Ctx, kind: str, paths: list[Path], options: dict[str, Any], folder: Path
+        ) -> dict[str, Any]:
+    """Map and store prepared uploads (all or nothing per file); the Parameters resource
+    that reports it. Input problems -> InvalidResource naming the uploaded files."""
     collector = Collector()
+    options = dict(options)
+    token = ENCODING.set(options.pop(ENCODING_OPTION, None) or ENCODING.get())
+    try:
+        if kind == "bundle":
+            summary = load_bundles(paths, c.version, store=c.store)
+        else:
+            summary = load_files(kind, paths, store=c.store, report=collector, **options)
+    except InputError as exc:
+        # Report the uploaded file names, not our temporary copies; over HTTP the encoding
+        # is named by ?encoding= or the Content-Type's charset, not --encoding.
+        message = str(exc).replace(f"{folder}/", "").replace(
+            "with --encoding (", "with ?encoding= or a charset on the Content-Type (").replace(
+            "--encoding ", "?encoding=")
+        rows = [text.replace(f"{folder}/", "") for text in exc.row_texts()]
+        raise InvalidResource(message, [Issue("error", "invalid", text)
+                                        for text in (message, *rows)]) from exc
+    finally:
+        ENCODING.reset(token)
+    answer = _parameters(summary, [w.replace(f"{folder}/", "") for w in collector.warnings])
+    if kind != "bundle":
+        if summary.findings:  # rows per rule, as the command line's summary counts them
+            answer["parameter"].append({"name": "findings", "part": [
+                {"name": rule, "valueInteger": n}
+                for rule, n in sorted(summary.findings.items())]})
+        answer["parameter"].append({"name": "outcome",
+                                    "resource": _outcome(collector.findings, folder)})
+    return answer
+
+
+def ingest(c: Ctx, request: Request) -> dict[str, Any]:
+    """Run one $ingest request; the Parameters resource that reports it."""
     with tempfile.TemporaryDirectory(prefix="fhir-adapter-ingest-") as tmp:
         folder = Path(tmp)
-        paths, files = _uploads(request, folder)
-        options: dict[str, Any] = {**files}
-        for name, value in [*request.args.items(), *request.form.items()]:
-            if name not in ("kind", "filename", "_format") and value:
-                options[name] = value
-        unknown = sorted(set(options) - set(OPTIONS[kind]))
-        if unknown:
-            raise BadRequest(f"$ingest kind={kind} does not take {', '.join(unknown)}; it "
-                             f"takes {', '.join(OPTIONS[kind]) or 'no options'}")
-        if "strict" in options:
-            if options["strict"] not in ("true", "false"):
-                raise BadRequest(f"$ingest strict= is true or false, not {options['strict']!r}")
-            options["strict"] = options["strict"] == "true"
-        if kind == "study" and len(paths) > 1 and all(p.suffix.lower() in (".xpt", ".csv")
-                                                     for p in paths):
-            paths = [folder]  # SDTM trial design: TS/TA/TI/TE read together, as a folder
-        try:
-            if kind == "bundle":
-                summary = load_bundles(paths, c.version, store=c.store)
-            else:
-                summary = load_files(kind, paths, store=c.store, report=collector, **options)
-        except InputError as exc:
-            # Report the uploaded file names, not our temporary copies.
-            message = str(exc).replace(f"{folder}/", "")
-            rows = [text.replace(f"{folder}/", "") for text in exc.row_texts()]
-            raise InvalidResource(message, [Issue("error", "invalid", text)
-                                            for text in (message, *rows)]) from exc
-        answer = _parameters(summary, [w.replace(f"{folder}/", "") for w in collector.warnings])
-        if kind != "bundle":
-            if summary.findings:  # rows per rule, as the command line's summary counts them
-                answer["parameter"].append({"name": "findings", "part": [
-                    {"name": rule, "valueInteger": n}
-                    for rule, n in sorted(summary.findings.items())]})
-            answer["parameter"].append({"name": "outcome",
-                                        "resource": _outcome(collector.findings, folder)})
-    return answer
+        kind, paths, options = prepare(request, folder)
+        return run(c, kind, paths, options, folder)

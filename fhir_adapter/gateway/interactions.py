@@ -4,6 +4,7 @@ transaction or batch Bundle run exactly the same code."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,6 +45,27 @@ def check_type(resource_type: str, write: bool = False) -> None:
         return
     raise NotFound(f"resource type {resource_type!r} is not served here; served types: "
                    + ", ".join(STORED_TYPES + READ_ONLY_TYPES))
+
+
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_LARGEST_VERSION = 2**63 - 1  # a BIGINT: beyond it no version exists (and SQLite overflows)
+
+
+def check_id(resource_id: str, write: bool = False) -> None:
+    """For what cannot be a FHIR id ([A-Za-z0-9-.]{1,64}: NUL, spaces, 65 characters): 404
+    to a read (no resource has it), 400 to a write; never a query with it."""
+    if not _ID.fullmatch(resource_id):
+        error = BadRequest if write else NotFound
+        raise error(f"{resource_id[:80]!r} is not a FHIR id (1 to 64 of A-Z, a-z, 0-9, '-' "
+                    "and '.')")
+
+
+def version_number(resource_type: str, resource_id: str, vid: str) -> int:
+    """A vread's version id as a number; 404 for one that no version can have."""
+    if not vid.isascii() or not vid.isdigit() or int(vid) > _LARGEST_VERSION:
+        raise NotFound(f"{resource_type}/{resource_id} has no version {vid[:40]!r} (versions "
+                       "are whole numbers)")
+    return int(vid)
 
 
 def criteria_params(criteria: str) -> list[tuple[str, str]]:

@@ -15,8 +15,9 @@ from flask import Request
 from werkzeug.http import parse_options_header
 
 from ..errors import BadRequest, NotAcceptable, UnsupportedMediaType
-from ..store.canonical import loads
+from ..store.canonical import TooDeep, loads
 from ..validation import FhirVersion
+from .limits import LimitExceeded, check_json, limit
 
 FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
@@ -144,6 +145,11 @@ def read_json(request: Request, allowed: tuple[str, ...] = _JSON_TYPES) -> Any:
     if not data.strip():
         raise BadRequest("the request has no body")
     try:
-        return loads(data)
+        parsed = loads(data)
+    except TooDeep:
+        raise LimitExceeded("MAX_DEPTH", limit("MAX_DEPTH"), "the body nests objects and "
+                            "arrays deeper than the parser can follow", 413) from None
     except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    check_json(parsed)
+    return parsed

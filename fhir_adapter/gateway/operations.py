@@ -14,7 +14,7 @@ from ..store.canonical import dumps, loads
 from ..validation import validate
 from .context import STORED_TYPES, ctx
 from .ingest import ingest
-from .interactions import check_type
+from .interactions import check_id, check_type
 from .negotiation import read_json
 from .responses import fhir_response, outcome_bytes
 
@@ -63,6 +63,7 @@ def validate_instance(rtype: str, id: str) -> Response:
     c = ctx()
     check_type(rtype)
     require(rtype, "r", "$validate")
+    check_id(id)
     if request.method == "POST" and request.content_length:
         return validate_type(rtype)
     stored = c.store.read(rtype, id)
@@ -158,4 +159,8 @@ def ingest_source() -> Response:
     # What a source creates depends on its content: write on every type $ingest can write.
     require_all(INGEST_TYPES, "c", "$ingest")
     require_all(INGEST_TYPES, "u", "$ingest")
+    if "respond-async" in request.headers.get("Prefer", ""):  # ingestjobs.py
+        from .ingestjobs import kick_off
+
+        return kick_off(c, request)
     return fhir_response(dumps(ingest(c, request)), 200, c.mime, c.version)

@@ -50,7 +50,7 @@ def parse_etag(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit() and len(text) < 19):  # a BIGINT's digits
         raise BadRequest(f"not a version ETag: {value!r} (expected W/\"<versionId>\")")
     return int(text)
 

@@ -14,11 +14,11 @@ import fhir_adapter.gateway.interactions as interactions
 import fhir_adapter.gateway.searching as searching
 
 from ..auth.access import require, require_all
-from ..errors import BadRequest, Gone, NotFound, UnsupportedMediaType
+from ..errors import BadRequest, Gone, UnsupportedMediaType
 from ..store.base import Stored
 from .context import STORED_TYPES, Ctx, ctx, for_type, serialised
 from .history import history
-from .interactions import Written, check_type
+from .interactions import Written, check_id, check_type, version_number
 from .negotiation import FORM, read_json
 from .responses import (
     body_in,
@@ -98,20 +98,23 @@ def read_parts(c: Ctx, rtype: str, id: str, args: Mapping[str, str], tag: str | 
     """The read interaction, for the Flask route and the fast path (fastpath.py) alike."""
     check_type(rtype)
     require(rtype, "r")
+    check_id(id)
     c = for_type(c, rtype)
     with serialised(c.store):
         stored = c.store.read(rtype, id)
     return resource_parts(c, stored, args, tag, since)
 
 
-def search_parts(c: Ctx, rtype: str, params: list[tuple[str, str]], strict: bool) -> bytes:
+def search_parts(c: Ctx, rtype: str, params: list[tuple[str, str]], lenient: bool) -> bytes:
     """The search interaction's Bundle, for the Flask routes and the fast path alike (the
-    scope checks are in searching.parse, which Bundle GET entries share)."""
+    scope checks are in searching.parse, which Bundle GET entries share). `lenient`
+    (Prefer: handling=lenient): unknown parameters are left out and the Bundle says so;
+    else they are a 400."""
     check_type(rtype)
     c = for_type(c, rtype)
-    req = searching.parse(c, rtype, params, strict)
+    req = searching.parse(c, rtype, params, lenient)
     with serialised(c.store):
-        return searching.run(c, req, strict)
+        return searching.run(c, req, lenient)
 
 
 def _respond(c: Ctx, parts: Parts) -> Response:
@@ -131,10 +134,9 @@ def read(rtype: str, id: str) -> Response:
 def vread(rtype: str, id: str, vid: str) -> Response:
     check_type(rtype)
     require(rtype, "r")
+    check_id(id)
     c = for_type(ctx(), rtype)
-    if not vid.isdigit():
-        raise NotFound(f"{rtype}/{id} has no version {vid!r} (versions are numbers)")
-    stored = c.store.vread(rtype, id, int(vid))
+    stored = c.store.vread(rtype, id, version_number(rtype, id, vid))
     if stored.deleted:
         raise Gone(f"{rtype}/{id} version {vid} is a deletion", headers=version_headers(stored))
     headers = request.headers
@@ -163,6 +165,7 @@ def create(rtype: str) -> Response:
 def update(rtype: str, id: str) -> Response:
     c = ctx()
     check_type(rtype, write=True)
+    check_id(id, write=True)
     return written(c, interactions.update(c, rtype, id, read_json(request),
                                           if_match=parse_etag(request.headers.get("If-Match"))))
 
@@ -190,6 +193,7 @@ def _deleted(c: Ctx, rtype: str, stored: Stored | None) -> Response:
 @bp.delete("/<rtype>/<id>")
 def delete(rtype: str, id: str) -> Response:
     c = ctx()
+    check_id(id)
     return _deleted(c, rtype, interactions.delete(c, rtype, id))
 
 
@@ -207,6 +211,7 @@ def conditional_delete(rtype: str) -> Response:
 def instance_history(rtype: str, id: str) -> Response:
     check_type(rtype)
     require(rtype, "r", "history of an instance")
+    check_id(id)
     c = for_type(ctx(), rtype)
     return fhir_response(history(c, request.args.to_dict(), rtype, id), 200, c.mime, c.version)
 
@@ -229,8 +234,8 @@ def system_history() -> Response:
 
 def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
     c = ctx()
-    strict = prefer().get("handling") == "strict"
-    return _respond(c, (200, {}, search_parts(c, rtype, params, strict)))
+    lenient = prefer().get("handling") == "lenient"
+    return _respond(c, (200, {}, search_parts(c, rtype, params, lenient)))
 
 
 @bp.get("/<rtype>")

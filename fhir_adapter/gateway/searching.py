@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -10,24 +11,31 @@ from urllib.parse import urlencode
 
 import fhir_adapter.gateway.elements as elements
 
-from ..errors import BadRequest
+from ..errors import BadRequest, Issue
+from ..ids import dashed
 from ..store.base import SearchQuery, Stored
 from ..store.canonical import dumps
 from .bundle import assemble
 from .context import Ctx
+from .hooks import uuid4_hex
 from .includes import included
+from .limits import check_offset
+from .limits import check_search as check_limits
+from .responses import outcome_bytes
 from .scoping import check_search
 
 # Result parameters handled here; every other parameter filters and goes to the store.
 RESULT_PARAMS = ("_count", "_offset", "_sort", "_total", "_summary", "_elements", "_include",
                  "_revinclude", "_format", "_pretty", "_totalMethod")
-# Recognised but not supported: ignored (lenient) or 400 (strict), like unknown filters.
+# Recognised but not supported: 400, or ignored and reported with Prefer: handling=lenient,
+# like unknown filters.
 UNSUPPORTED = ("_contained", "_containedType", "_score", "_graph", "_list", "_query", "_text",
                "_content", "_filter")
 TOTALS = ("none", "estimate", "accurate")
 _SEARCH_MODE = {mode: b',"search":' + dumps({"mode": mode}) + b"}"
-                for mode in ("match", "include")}
+                for mode in ("match", "include", "outcome")}
 _FIRST_ENTRY, _NEXT_ENTRY = b'{"fullUrl":', b',{"fullUrl":'
+_WHOLE = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
 
 
 @dataclass
@@ -51,10 +59,9 @@ class Request:
 
 
 def _int(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f"{name}={value} is not a whole number") from None
+    if not _WHOLE.fullmatch(value):  # int() also takes '١' and '1_000'
+        raise BadRequest(f"{name}={value} is not a whole number")
+    number = int(value)
     if number < 0:
         raise BadRequest(f"{name}={value} must not be negative")
     return number
@@ -70,14 +77,18 @@ def _include(req: Request, name: str, value: str) -> None:
     target.append(value)
 
 
-def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], strict: bool) -> Request:
-    """Split and check the parameters; `_count` is capped at MAX_COUNT."""
+def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], lenient: bool) -> Request:
+    """Split and check the parameters; `_count` is capped at MAX_COUNT. A parameter this
+    server does not support is a 400 (as HAPI answers) unless `lenient` (Prefer:
+    handling=lenient): then it is left out and the Bundle says so."""
+    check_limits(params)
     req = Request(resource_type, count=c.default_count)
     for name, value in params:
         base = name.split(":", 1)[0]
         if base in UNSUPPORTED:
-            if strict:
-                raise BadRequest(f"search parameter {name} is not supported here")
+            if not lenient:
+                raise BadRequest(f"search parameter {name} is not supported here (send "
+                                 "Prefer: handling=lenient to have it ignored)")
             req.ignored.append(name)
         elif base not in RESULT_PARAMS:
             req.filters.append((name, value))
@@ -85,6 +96,7 @@ def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], strict: boo
             req.count = min(_int(name, value), c.max_count)
         elif base == "_offset":
             req.offset = _int(name, value)
+            check_offset(req.offset)
         elif base == "_sort":
             req.sort = [s.strip() for s in value.split(",") if s.strip()]
         elif base == "_total":
@@ -100,7 +112,9 @@ def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], strict: boo
         if base in ("_sort", "_total", "_summary", "_elements", "_include", "_revinclude"):
             req.echo.append((name, value))
     elements.check(req.summary, req.elements)
-    check_search(c, resource_type, req.filters, req.include, req.revinclude)
+    # :iterate includes return types too: the token must be able to read them all
+    check_search(c, resource_type, req.filters, [*req.include, *req.iterate],
+                 [*req.revinclude, *req.rev_iterate])
     if req.summary == "count":
         req.count = 0
     return req
@@ -143,12 +157,13 @@ def resource_bytes(c: Ctx, req: Request, stored: Stored) -> bytes | None:
     return elements.subset_bytes(body, c.version, req.summary, req.elements)
 
 
-def run(c: Ctx, req: Request, strict: bool) -> bytes:
-    """Execute a parsed search; the searchset Bundle as bytes."""
+def run(c: Ctx, req: Request, lenient: bool) -> bytes:
+    """Execute a parsed search; the searchset Bundle as bytes. What was left out (lenient:
+    unknown parameters; includes beyond MAX_COUNT) is said in an OperationOutcome entry."""
     # One extra match tells whether a next page exists when no total is counted.
     query = SearchQuery(req.resource_type, c.version, list(req.filters),
                         count=req.count + (1 if req.count else 0), offset=req.offset,
-                        sort=req.sort, total=req.total, strict=strict)  # type: ignore[arg-type]
+                        sort=req.sort, total=req.total, strict=not lenient)  # type: ignore[arg-type]
     subset = elements.wanted(req.summary, req.elements)
     # A plain search takes its matches as (id, bytes) pairs where the store offers them
     # (SqlStore.search_rows: no Stored built per match); everything else as Stored.
@@ -168,18 +183,23 @@ def run(c: Ctx, req: Request, strict: bool) -> bytes:
     if total is not None and req.count:
         more = req.offset + min(count, req.count) < total
     parts: list[bytes] = []
+    notes = [Issue("warning", "not-supported", f"search parameter {name} is not supported: "
+                   "ignored (Prefer: handling=lenient)", name) for name in sorted(ignored)]
     if page is not None:
         _entries(parts, c.base, ((req.resource_type, rid, body) for rid, body in rows[:req.count]),
                  _SEARCH_MODE["match"])
     else:
         found = found[:req.count]
-        for mode, group in (("match", found),
-                            ("include", included(c, req.resource_type, found, req.include,
-                                                 req.revinclude, req.iterate,
-                                                 req.rev_iterate))):
+        extra, capped = included(c, req.resource_type, found, req.include, req.revinclude,
+                                 req.iterate, req.rev_iterate)
+        notes += capped
+        for mode, group in (("match", found), ("include", extra)):
             _entries(parts, c.base, ((s.resource_type, s.id, resource_bytes(c, req, s) if subset
                                       else s.body.get(c.version)) for s in group),
                      _SEARCH_MODE[mode])
+    if notes:
+        parts += (_NEXT_ENTRY, dumps(f"urn:uuid:{dashed(uuid4_hex())}"), b',"resource":',
+                  outcome_bytes(notes), _SEARCH_MODE["outcome"])
     if parts:
         parts[0] = _FIRST_ENTRY
     entries = [b"".join(parts)] if parts else []

@@ -68,7 +68,7 @@ def _matches(version: FhirVersion, filters: list[tuple[str, str]]) -> list[str]:
 @bp.get(f"/{RTYPE}")
 def search() -> Response:
     c = ctx()
-    req = searching.parse(c, RTYPE, list(request.args.items(multi=True)), strict=True)
+    req = searching.parse(c, RTYPE, list(request.args.items(multi=True)), lenient=False)
     unknown = [n for n, _ in req.filters if n not in FILTERS]
     if unknown or req.include or req.revinclude or req.iterate or req.rev_iterate or req.sort:
         raise BadRequest(f"{RTYPE} is searched here by {', '.join(FILTERS)} only (with "

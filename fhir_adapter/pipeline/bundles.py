@@ -3,6 +3,7 @@ resource validated, one transaction per file."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ def read_fhir_file(path: Path) -> Iterator[tuple[int, Resource]]:
     from ..store import canonical
 
     data = path.read_bytes()
+    if not data.strip():
+        raise InputError(str(path), "empty file: expected a FHIR Bundle, a resource or NDJSON")
     try:
         parsed = [canonical.loads(data)]
     except ValueError:
@@ -30,15 +33,18 @@ def read_fhir_file(path: Path) -> Iterator[tuple[int, Resource]]:
         for number, line in enumerate(data.splitlines(), start=1):
             if line.strip():
                 try:
-                    yield number, canonical.loads(line)
+                    resource = canonical.loads(line)
                 except ValueError as exc:
                     raise InputError(str(path), f"not JSON: {exc}", row=number) from exc
+                yield number, _shallow(path, number, resource)
         return
     document = parsed[0]
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
-        yield 1, document
+        yield 1, _shallow(path, 1, document)
         return
     entries = document.get("entry") or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InputError(str(path), "Bundle.entry must be a list of objects")
     links: dict[str, str] = {}
     for entry in entries:
         resource, full = entry.get("resource"), str(entry.get("fullUrl", ""))
@@ -49,7 +55,22 @@ def read_fhir_file(path: Path) -> Iterator[tuple[int, Resource]]:
         resource = entry.get("resource")
         if not isinstance(resource, dict):
             raise InputError(str(path), "Bundle entry without a resource", row=number)
-        yield number, _relink(resource, links) if links else resource
+        yield number, _shallow(path, number, _relink(resource, links) if links else resource)
+
+
+def _shallow(path: Path, number: int, resource: Any) -> Any:
+    """`resource`, unless it is no JSON object or nests deeper than FHIR_ADAPTER_MAX_DEPTH
+    (validating it would exhaust the stack): then an InputError."""
+    from ..store import canonical
+
+    if not isinstance(resource, dict):
+        raise InputError(str(path), "not a FHIR resource: expected a JSON object, found "
+                         f"{type(resource).__name__}", row=number)
+    limit = int(os.environ.get("FHIR_ADAPTER_MAX_DEPTH") or 100)
+    if canonical.too_deep(resource, limit):
+        raise InputError(str(path), f"nested deeper than {limit} levels (setting "
+                         "FHIR_ADAPTER_MAX_DEPTH)", row=number)
+    return resource
 
 
 def _relink(value: Any, links: dict[str, str]) -> Any:

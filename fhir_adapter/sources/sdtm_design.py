@@ -55,7 +55,7 @@ def _domain(path: Path) -> str | None:
         return path.stem.upper()
     try:
         names = {c.upper() for c in columns(path)}
-    except (OSError, ValueError, csv.Error):  # unreadable: not ours to claim
+    except (OSError, ValueError, csv.Error, InputError):  # unreadable: not ours to claim
         return None
     if "USUBJID" in names:
         return None

@@ -105,7 +105,7 @@ def _is_json_scalar(path: Path) -> bool:
         return False
     try:
         json.loads(path.read_bytes())
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, too deep
         return False
     return True
 
@@ -118,6 +118,9 @@ def _json(path: Path) -> Iterator[StudyRecord]:
     except json.JSONDecodeError as exc:
         raise InputError(str(path), f"not valid JSON: {exc.msg} (line {exc.lineno}, column "
                          f"{exc.colno})") from exc
+    except RecursionError:  # the parser recurses per level: ~1,000 exhaust the stack
+        raise InputError(str(path), "JSON nested too deep to read (no study nests like "
+                         "this)") from None
     if isinstance(data, dict) and "protocolSection" in data:
         yield StudyRecord(str(path), FORMAT_JSON, checked(data, str(path)))
         return

@@ -63,9 +63,12 @@ def prepare(resources: Mapping[str, dict[str, Any]], new_id: bool
     if not resources:
         raise BadRequest("nothing to write: no representation given")
     reps = {normalise_version(v): r for v, r in resources.items()}
-    types = {r.get("resourceType") for r in reps.values()}
-    ids = {r.get("id") for r in reps.values()} - {None}
-    if len(types) != 1 or not isinstance(next(iter(types)), str):
+    named = [(r.get("resourceType"), r.get("id")) for r in reps.values()]
+    if any(not isinstance(t, str) or not isinstance(i, (str, type(None))) for t, i in named):
+        raise BadRequest("resourceType and id must be strings")  # (and hashable, below)
+    types = {t for t, _ in named}
+    ids = {i for _, i in named} - {None}
+    if len(types) != 1:
         raise BadRequest("the representations disagree on resourceType (or lack it)")
     if len(ids) > 1:
         raise BadRequest(f"the representations disagree on the id: {sorted(ids)}")

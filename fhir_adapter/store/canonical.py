@@ -33,13 +33,36 @@ class JsonDecimal(float):
         return self.text
 
 
+class TooDeep(ValueError):
+    """JSON nested deeper than the parser's stack allows (~1,000 levels)."""
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether `value` nests objects and arrays deeper than `limit` (iterative: what would
+    exhaust the stack of recursive code later, validation and serialisation, is found
+    without using it)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON keeping decimal text (NaN and Infinity are errors, as in JSON proper)."""
-    return json.loads(data, parse_float=JsonDecimal, parse_constant=_reject_constant)
+    try:
+        return json.loads(data, parse_float=JsonDecimal, parse_constant=_reject_constant)
+    except RecursionError:  # the parser recurses per level: ~1,000 levels exhaust the stack
+        raise TooDeep("JSON nested too deep to parse") from None
 
 
 def _default(value: Any) -> Any:

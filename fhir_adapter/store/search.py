@@ -33,7 +33,7 @@ from ..errors import BadRequest
 from .base import SearchQuery
 from .indexing import UNINDEXED
 from .schema import index_tables, resources
-from .searchparams import TABLE_OF, SearchParam, search_params
+from .searchparams import RESOURCE_TYPES, TABLE_OF, SearchParam, search_params
 from .values import (
     EPOCH,
     PREFIX_LENGTH,
@@ -52,6 +52,7 @@ MODIFIERS = {"token": {"not", "text"}, "uri": {"below", "above"},
              "string": {"exact", "contains"}}
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TOP = chr(0x10FFFF)  # above any character: prefix p matches [p, p + _TOP)
+REFERENCE = index_tables["reference"].alias("chain_ref")
 
 
 @dataclass
@@ -224,6 +225,9 @@ def _check_modifier(param: SearchParam, modifier: str) -> None:
     if modifier in ("", "missing") or modifier in MODIFIERS.get(param.type, ()):
         return
     if param.type == "reference" and modifier[:1].isupper():
+        if param.targets and modifier not in param.targets:
+            raise BadRequest(f"{param.code}:{modifier}: {param.code} refers to "
+                             f"{', '.join(param.targets)}, not {modifier}")
         return
     raise BadRequest(f"modifier :{modifier} is not supported on the {param.type} "
                      f"parameter {param.code!r}")
@@ -359,7 +363,7 @@ def _condition(param: SearchParam, modifier: str, value: str,
 def _unknown(plan: Plan, query: SearchQuery, name: str, why: str) -> None:
     if query.strict:
         raise BadRequest(f"unknown search parameter {name!r} for {query.resource_type} "
-                         f"({query.version}): {why}")
+                         f"({query.version}): {why} (Prefer: handling=lenient ignores it)")
     plan.ignored.append(name)
 
 
@@ -389,6 +393,46 @@ def _sort_key(query: SearchQuery, key: str, plan: Plan) -> Any:
     return expr.desc().nulls_last() if desc else expr.asc().nulls_last()
 
 
+def _chain(query: SearchQuery, name: str, value: str, out: Plan) -> ColumnElement[bool] | None:
+    """One level of chaining (R4 search.html#chaining): `study.identifier=x` or, typed,
+    `study:ResearchStudy.identifier=x`: resources whose reference `study` points at a current
+    resource of a target type that matches `identifier=x`. Answered from the reference index
+    (target_type, target_id) and the target type's own index rows. What cannot be chained is
+    unknown (`_unknown`: 400, or ignored and reported when lenient)."""
+    head, _, tail = name.partition(".")
+    code, _, typed = head.partition(":")
+    param = search_params(query.version, query.resource_type).get(code)
+    if param is None or param.type != "reference":
+        _unknown(out, query, name, f"{code!r} is not a reference parameter to chain")
+        return None
+    if "." in tail:
+        _unknown(out, query, name, "chains of more than one level are not supported")
+        return None
+    if typed:
+        _check_modifier(param, typed)
+    inner_code, _, inner_modifier = tail.partition(":")
+    served = [t for t in (param.targets or RESOURCE_TYPES) if t in RESOURCE_TYPES]
+    candidates = [typed] if typed else served
+    conds = []
+    for target in candidates:
+        inner = search_params(query.version, target).get(inner_code)
+        if inner is None:
+            continue
+        _check_modifier(inner, inner_modifier)
+        sub = SearchQuery(target, query.version, [(tail, value)])
+        matched = select(resources.c.res_id).where(
+            resources.c.res_type == target, resources.c.deleted == false(),
+            _condition(inner, inner_modifier, value, sub)).correlate(None)  # its own FROM
+        conds.append(and_(REFERENCE.c.target_type == target,
+                          REFERENCE.c.target_id.in_(matched)))
+    if not conds:
+        _unknown(out, query, name, f"{inner_code!r} is not a search parameter of "
+                 f"{typed or ' or '.join(served) or 'any served type'}")
+        return None
+    refs = select(REFERENCE.c.res_id).where(*_scope(REFERENCE, query, code), or_(*conds))
+    return resources.c.res_id.in_(refs)
+
+
 def plan(query: SearchQuery) -> Plan:
     """Conditions and order for `query`; raises errors.BadRequest on bad values/modifiers."""
     out = Plan()
@@ -396,6 +440,11 @@ def plan(query: SearchQuery) -> Plan:
     for name, value in query.params:
         code, _, modifier = name.partition(":")
         if code in CONTROL:
+            continue
+        if "." in name and not code.startswith("_"):
+            chained = _chain(query, name, value, out)
+            if chained is not None:
+                out.where.append(chained)
             continue
         param = known.get(code)
         if param is None:
