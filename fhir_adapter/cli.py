@@ -43,6 +43,11 @@ def _register() -> None:
     from .commands.serve import serve_command
 
     cli.add_command(serve_command)
+    from .commands.pull import pull_group
+    from .commands.push import push_command
+
+    cli.add_command(push_command)
+    cli.add_command(pull_group)
 
 
 _register()

@@ -25,7 +25,7 @@ from .fhirpath import Eval, compile_expression, property_types
 # The resources the gateway serves: the three trial resources and what they reference.
 RESOURCE_TYPES = ("ResearchStudy", "ResearchSubject", "AdverseEvent", "Patient", "Group",
                   "Organization", "Practitioner", "PractitionerRole", "Location", "ConceptMap",
-                  "Medication")
+                  "Medication", "EvidenceVariable")
 _COMMON = ("Resource", "DomainResource")
 # How each parameter type is stored: uri values share the token table (exact/prefix match).
 TABLE_OF = {"token": "token", "uri": "token", "string": "string", "date": "date",
