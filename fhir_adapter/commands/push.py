@@ -80,13 +80,15 @@ def push_command(base_url: str, database: str | None, study: str | None,
     if auth == "smart" and bearer:
         raise click.UsageError("--auth smart and --bearer: choose one")
     version = normalise_version(fhir_version)
-    http = session(RetryPolicy(retries=retries, timeout=timeout))
+    policy = RetryPolicy(retries=retries, timeout=timeout)
+    http = session(policy)
     if bearer:
         http.auth = BearerAuth(bearer)
     elif auth == "smart":
         assert client_id and key
         try:
-            http.auth = SmartBackendAuth(base_url, client_id, key, scope, key_id, http=http)
+            http.auth = SmartBackendAuth(base_url, client_id, key, scope, key_id,
+                                         http=session(policy))  # its own: no auth loop
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--key") from exc
     selection = Selection(version, study, types, since)

@@ -74,7 +74,7 @@ class SmartBackendAuth(requests.auth.AuthBase):
     key_path: Path
     scope: str
     key_id: str | None = None
-    http: requests.Session | None = None
+    http: requests.Session | None = None  # for discovery and tokens: not the authed one
     _token: str | None = field(default=None, repr=False)
     _expires: float = 0.0
     token_endpoint: str | None = None

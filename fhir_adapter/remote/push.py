@@ -251,8 +251,10 @@ def _chunk(target: Target, rtype: str, batch: list[tuple[str, bytes]], checkpoin
             if result.outcome == "failed":
                 summary.failures.append(f"{rtype}/{resource['id']}: {result.message}")
                 summary.add(rtype, "failed")
-            else:
-                done.append((rtype, resource["id"], result.outcome))
+            else:  # by what was there before: a retried write whose first answer was
+                # lost is answered 200 for what that first attempt created
+                done.append((rtype, resource["id"],
+                             "updated" if resource["id"] in theirs else "created"))
     for _, _, outcome in done:
         summary.add(rtype, outcome)
     checkpoint.record(done)
