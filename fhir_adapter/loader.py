@@ -66,8 +66,10 @@ def producer(kind: str) -> Producer:
 def _studies(paths: list[Path], version: FhirVersion, warn: Warn = None,
              **options: Any) -> Iterator[Resource]:
     from .commands.study import study_resources
+    from .mapping.cohort import link_study
 
-    return study_resources(paths, version, warn=warn, **options)
+    for resource in study_resources(paths, version, warn=warn, **options):
+        yield link_study(resource, version)  # recruitment.actualGroup: cohorts.py makes it
 
 
 def _enrollments(paths: list[Path], version: FhirVersion, warn: Warn = None, *,
@@ -269,6 +271,7 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
     own = store is None
     target: Store | None = store
     summary = LoadSummary()
+    started = _now()
     with _gc_for_loading():
         try:
             for unit in _units(kind, list(paths)):
@@ -292,10 +295,28 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
             if target is None:
                 target = _open(database)
             target.analyze(_written(summary))
+            if kind in ("study", "enrollments") and _written(summary):
+                _cohorts(target, started, summary)
         finally:
             if own and target is not None:
                 target.close()  # type: ignore[attr-defined]
     return summary
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    from .store.values import instant_text
+
+    return instant_text(datetime.now(UTC))
+
+
+def _cohorts(store: Store, started: str, summary: LoadSummary) -> None:
+    """The hook that keeps each study's cohort Group in step (pipeline/cohorts.py)."""
+    from .pipeline.cohorts import refresh_cohorts
+
+    for outcome, times in refresh_cohorts(store, started).items():
+        summary.counts.setdefault("Group", Counter())[outcome] += times
 
 
 def _open(database: str | None) -> Store:
