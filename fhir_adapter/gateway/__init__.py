@@ -6,9 +6,10 @@
 Settings come from FHIR_ADAPTER_* environment variables (the same names without the prefix
 can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public URL of /fhir,
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
-CORS_ORIGINS ("*" or a comma-separated list), EXPORT_DIR (Bulk Data $export jobs; default
-./fhir-adapter-exports, shared by the workers), EXPORT_RETENTION (seconds a finished job
-is kept; 86400).
+CORS_ORIGINS ("*" or a comma-separated list), EXPORT_DIR (scratch folder where $export jobs
+build their files; default the system's temporary folder), EXPORT_RETENTION (seconds a
+finished job is kept; 86400), EXPORT_WORKERS (0: this process runs no jobs), EXPORT_STALE
+(seconds without a heartbeat before a job is taken over; 60), EXPORT_MAX_ATTEMPTS (3).
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_COUNT": 20,
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "CORS_ORIGINS": "*",
-    "EXPORT_DIR": None,  # Bulk Data $export jobs (gateway/bulkexport.py)
+    "EXPORT_DIR": None,  # scratch folder where $export jobs build their files (else temp)
     "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export job is kept
+    "EXPORT_WORKERS": 1,  # 0: this process runs no $export jobs (others sharing the store do)
+    "EXPORT_STALE": 60,  # seconds without a heartbeat before another worker takes a job over
+    "EXPORT_MAX_ATTEMPTS": 3,  # claims of one job before it is failed
 }
-_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION")
+_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION",
+         "EXPORT_WORKERS", "EXPORT_STALE", "EXPORT_MAX_ATTEMPTS")
 _log = logging.getLogger("fhir_adapter.gateway")
 
 
