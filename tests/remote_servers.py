@@ -70,8 +70,10 @@ class Proxy:
     path) which fault to inject, if any; `log` records (method, path, fault)."""
 
     def __init__(self, upstream: str, faults: Callable[[int, str, str], str | None],
-                 slow: float, smart_key: Any = None) -> None:
+                 slow: float, smart_key: Any = None, offers: set[str] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
+        self.offers = offers  # system interactions the CapabilityStatement keeps (None: all)
+        self.bundles: list[str] = []  # Bundle.type of every Bundle POSTed
         self.faults = faults
         self.slow = slow
         self.smart_key = smart_key  # the client's public key: SMART auth required when set
@@ -124,6 +126,15 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 return self._send(503, b"unavailable", {"Content-Type": "text/plain"})
             if fault == "drop-before":
                 return self._drop()
+            if fault == "reject":
+                return self._send(400, _json({"resourceType": "OperationOutcome", "issue": [
+                    {"severity": "error", "code": "not-supported",
+                     "diagnostics": "rejected by the test proxy"}]}),
+                    {"Content-Type": "application/fhir+json"})
+            if self.command == "POST" and body.startswith(b"{"):
+                import json
+
+                proxy.bundles.append(str(json.loads(body).get("type")))
             if proxy.smart_key is not None and self._smart(path, body):
                 return None
             headers = {k: v for k, v in self.headers.items()
@@ -136,10 +147,19 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 return self._drop()
             if fault == "slow":  # the write happened; the answer comes after the timeout
                 time.sleep(proxy.slow)
+            content = answer.content
+            if proxy.offers is not None and path.split("?")[0].endswith("/metadata"):
+                import json
+
+                statement = json.loads(content)
+                for rest in statement.get("rest") or []:
+                    rest["interaction"] = [i for i in rest.get("interaction") or []
+                                           if i.get("code") in proxy.offers]
+                content = _json(statement)
             keep = {k: v for k, v in answer.headers.items()
                     if k.lower() in ("content-type", "location", "etag", "last-modified",
                                      "content-location", "retry-after")}
-            return self._send(answer.status_code, answer.content, keep)
+            return self._send(answer.status_code, content, keep)
 
         def _smart(self, path: str, body: bytes) -> bool:
             """SMART: answer discovery and token requests; refuse FHIR calls without a
@@ -204,10 +224,11 @@ def _json(data: Any) -> bytes:
 
 @contextmanager
 def proxy(upstream: str, faults: Callable[[int, str, str], str | None] = lambda *_: None,
-          slow: float = 2.0, smart_key: Any = None) -> Iterator[Proxy]:
+          slow: float = 2.0, smart_key: Any = None, offers: set[str] | None = None
+          ) -> Iterator[Proxy]:
     """A proxy on a free loopback port in front of `upstream` (a FHIR base URL); its own
-    FHIR base is proxy.base."""
-    state = Proxy(upstream, faults, slow, smart_key)
+    FHIR base is proxy.base + "/fhir"."""
+    state = Proxy(upstream, faults, slow, smart_key, offers)
     server = _QuietServer(("127.0.0.1", 0), _handler(state))
     server.daemon_threads = True
     state.base = f"http://127.0.0.1:{server.server_address[1]}"

@@ -146,6 +146,33 @@ def test_push_through_faults_completes_with_the_same_result(source: str, target:
     assert_same_everything_v1(source, target)
 
 
+@pytest.mark.parametrize("offers,sent", [({"transaction", "batch"}, {"transaction"}),
+                                         ({"batch"}, {"batch"}), (set(), set())])
+def test_transaction_else_batch_else_one_put_each(source: str, target: str, tmp_path: Path,
+                                                  offers: set[str], sent: set[str]) -> None:
+    with proxy(target, offers=offers) as limited:
+        done = push(f"{limited.base}/fhir", "--database", source, "--chunk", "10",
+                    cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert set(limited.bundles) == sent
+        if not sent:  # neither: one PUT per resource
+            assert sum(1 for method, *_ in limited.log if method == "PUT") == len(
+                stored(source))
+    assert_same_everything_v1(source, target)
+
+
+def test_a_refused_transaction_is_written_entry_by_entry(source: str, target: str,
+                                                         tmp_path: Path) -> None:
+    def refuse_bundles(number: int, method: str, path: str) -> str | None:
+        return "reject" if method == "POST" else None
+
+    with proxy(target, refuse_bundles) as refusing:
+        done = push(f"{refusing.base}/fhir", "--database", source, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert totals(done.stdout)["created"] == len(stored(source))
+    assert_same_everything_v1(source, target)
+
+
 def test_an_interrupted_push_resumes(source: str, target: str, tmp_path: Path) -> None:
     writes = Counter[str]()
 
