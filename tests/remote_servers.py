@@ -74,6 +74,7 @@ class Proxy:
         self.upstream = upstream.rstrip("/")
         self.offers = offers  # system interactions the CapabilityStatement keeps (None: all)
         self.bundles: list[str] = []  # Bundle.type of every Bundle POSTed
+        self.written: list[list[dict[str, Any]]] = []  # resources of each write, in order
         self.faults = faults
         self.slow = slow
         self.smart_key = smart_key  # the client's public key: SMART auth required when set
@@ -131,10 +132,15 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                     {"severity": "error", "code": "not-supported",
                      "diagnostics": "rejected by the test proxy"}]}),
                     {"Content-Type": "application/fhir+json"})
-            if self.command == "POST" and body.startswith(b"{"):
+            if self.command in ("POST", "PUT") and body.startswith(b"{"):
                 import json
 
-                proxy.bundles.append(str(json.loads(body).get("type")))
+                sent = json.loads(body)
+                if sent.get("resourceType") == "Bundle":
+                    proxy.bundles.append(str(sent.get("type")))
+                    proxy.written.append([e["resource"] for e in sent.get("entry") or []])
+                else:
+                    proxy.written.append([sent])
             if proxy.smart_key is not None and self._smart(path, body):
                 return None
             headers = {k: v for k, v in self.headers.items()

@@ -86,8 +86,7 @@ def test_the_cohort_group_lists_the_enrolled_subjects(database: str) -> None:
         assert 0 < len(enrolled) <= len(subjects)
         assert [m["entity"]["reference"] for m in group["member"]] == sorted(enrolled)
         assert group["quantity"] == len(enrolled)
-        assert group["characteristic"][0]["valueReference"] == {
-            "reference": f"ResearchStudy/{STUDY}"}
+        assert group["identifier"] == [{"system": "urn:fhir-adapter:cohort", "value": STUDY}]
         study = json.loads(everything(database, version)["ResearchStudy", STUDY].json(version))
         assert validate(study, version) == []  # type: ignore[arg-type]
         link = {"reference": f"Group/{cohort_id(STUDY)}"}

@@ -103,6 +103,7 @@ def test_push_twice_leaves_one_copy_at_version_1(source: str, target: str,
                                                  tmp_path: Path) -> None:
     first = push(target, "--database", source, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    assert "referencing each other" not in first.stderr  # an order exists, and is kept
     count = len(stored(source))
     assert totals(first.stdout) == {"created": count, "updated": 0, "unchanged": 0,
                                     "failed": 0}
@@ -155,6 +156,17 @@ def test_transaction_else_batch_else_one_put_each(source: str, target: str, tmp_
                     cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert set(limited.bundles) == sent
+        # Written in an order where each reference resolves when it arrives (a transaction
+        # resolves within itself; a batch or a single PUT only against what came before).
+        ours = set(stored(source))
+        arrived: set[tuple[str, str]] = set()
+        for write in limited.written:
+            now = {(r["resourceType"], r["id"]) for r in write}
+            for resource in write:
+                refs = targets(set(reference_texts(json.dumps(resource, separators=(",", ":"))
+                                                   .encode()))) & ours
+                assert refs <= arrived | (now if sent == {"transaction"} else set()), refs
+            arrived |= now
         if not sent:  # neither: one PUT per resource
             assert sum(1 for method, *_ in limited.log if method == "PUT") == len(
                 stored(source))

@@ -12,9 +12,8 @@ Field table (stored ResearchSubjects of one study -> FHIR, R4 and R5 unless said
                                       ineligible, not-registered...) is no member: the
                                       description says how many were left out
   number of members                -> quantity
-  the study                        -> characteristic {code "enrolled-in", valueReference
-                                      ResearchStudy/<id>, exclude false} (R4 and R5: the Group
-                                      names its study; searchable, shown to a person)
+  (no reference back to the study: the study references the Group, and a cycle between the
+  two types would leave a push to a server that checks references no order to write in)
 ResearchStudy (not a site's sub-study): R5 recruitment.actualGroup = Reference(Group/<cohort>);
   R4 the cross-version extension ResearchStudy.recruitment, sub-extension actualGroup.
 """
@@ -29,8 +28,6 @@ from ..validation import FhirVersion
 
 COHORT_SYSTEM = "urn:fhir-adapter:cohort"
 XVER_RECRUITMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchStudy.recruitment"
-CHARACTERISTIC = {"coding": [{"system": "urn:fhir-adapter:group-characteristic",
-                              "code": "enrolled-in", "display": "Enrolled in study"}]}
 # Subject states (R4 status, R5 subjectState) before enrolment, or without it.
 NOT_ENROLLED = frozenset({"candidate", "eligible", "ineligible", "not-registered",
                           "pending-on-study", "potential-candidate", "screening"})
@@ -78,8 +75,6 @@ def cohort_group(study_id: str, title: str | None, subjects: Iterable[dict[str, 
     if version == "R5":
         group["description"] = description
     group["quantity"] = len(members)
-    group["characteristic"] = [{"code": CHARACTERISTIC, "valueReference": {
-        "reference": f"ResearchStudy/{study_id}"}, "exclude": False}]
     if members:
         group["member"] = [{"entity": {"reference": ref}} for ref in sorted(members)]
     return group
