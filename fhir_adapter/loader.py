@@ -38,6 +38,7 @@ class LoadSummary:
 
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     files: int = 0
+    cohorts: Counter[str] = field(default_factory=Counter)  # derived Groups: not the files'
 
     def add(self, resource_type: str, outcome: str) -> None:
         self.counts.setdefault(resource_type, Counter())[outcome] += 1
@@ -47,8 +48,13 @@ class LoadSummary:
 
     def lines(self) -> list[str]:
         """One line per resource type, for the command line."""
-        return [f"{rtype}: {c['created']} created, {c['updated']} updated, "
-                f"{c['unchanged']} unchanged" for rtype, c in sorted(self.counts.items())]
+        out = [f"{rtype}: {c['created']} created, {c['updated']} updated, "
+               f"{c['unchanged']} unchanged" for rtype, c in sorted(self.counts.items())]
+        if self.cohorts:
+            c = self.cohorts
+            out.append(f"cohort Group (the studies' enrolled subjects): {c['created']} "
+                       f"created, {c['updated']} updated, {c['unchanged']} unchanged")
+        return out
 
     def __str__(self) -> str:
         return (f"{self.total('created')} created, {self.total('updated')} updated, "
@@ -315,8 +321,7 @@ def _cohorts(store: Store, started: str, summary: LoadSummary) -> None:
     """The hook that keeps each study's cohort Group in step (pipeline/cohorts.py)."""
     from .pipeline.cohorts import refresh_cohorts
 
-    for outcome, times in refresh_cohorts(store, started).items():
-        summary.counts.setdefault("Group", Counter())[outcome] += times
+    summary.cohorts.update(refresh_cohorts(store, started))
 
 
 def _open(database: str | None) -> Store:

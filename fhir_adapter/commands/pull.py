@@ -153,4 +153,5 @@ class _Loaded:
             for outcome, times in counts.items():
                 self.summary.counts.setdefault(rtype, type(counts)())[outcome] += times
         self.summary.files += done.files
+        self.summary.cohorts.update(done.cohorts)
         self.studies += len(studies)
