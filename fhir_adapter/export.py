@@ -67,7 +67,9 @@ def own_references(store: Store, study: str, version: FhirVersion) -> set[tuple[
             stored = store.read(*key)
         except (NotFound, Gone):
             continue
-        if version in stored.body:
+        # Not on through a Group: the cohort's members are the subjects' Patients, which the
+        # subjects bring (following 100k members here would read them one by one).
+        if version in stored.body and key[0] != "Group":
             todo.extend(targets(set(reference_texts(stored.json(version)))))
     return seen
 
