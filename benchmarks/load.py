@@ -37,7 +37,7 @@ from .datasets import (
 from .generate import STUDY_ID
 
 NAME = "load"
-MODULES = ("fhir_adapter.cli", "fhir_adapter.loader", "fhir_adapter.store",
+MODULES = ("fhir_adapter.cli", "fhir_adapter.pipeline.load", "fhir_adapter.store",
            "fhir_adapter.commands.store", "fhir_adapter.commands.adverse_events")
 _CREATED = re.compile(r"(\d+) created, (\d+) updated, (\d+) unchanged")
 

@@ -127,7 +127,7 @@ def _ae(version: str, rows: int, naive_rows: int) -> list[dict]:
 # -- CT.gov studies --------------------------------------------------------------------------
 
 def _study_ours(path: Path, version: str) -> Iterator[bytes]:
-    from fhir_adapter.commands.study import study_resources
+    from fhir_adapter.pipeline.study import study_resources
 
     yield from _orjson(study_resources([path], version))
 

@@ -40,7 +40,7 @@ from .servers import CEILING_APP, GATEWAY_APP, Server, Setup, get, gunicorn
 
 NAME = "serving"
 MODULES = ("fhir_adapter.cli", "fhir_adapter.gateway", "fhir_adapter.store",
-           "fhir_adapter.loader")
+           "fhir_adapter.pipeline.load")
 CONNECTIONS = 8
 TARGETS = {"read": "ratio >= 0.9", "search": "ratio >= 0.7"}  # of the ceiling, on the 10k store
 # (rounds per server, seconds per round): wrk takes whole seconds.

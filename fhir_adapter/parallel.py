@@ -27,12 +27,28 @@ def available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
+class _Relay:
+    """The child's reporter: each call travels to the parent's reporter, in order."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+
+    def warn(self, text: str) -> None:
+        self._out.put(("call", ("warn", (text,))))
+
+    def finding(self, finding: Any) -> None:
+        self._out.put(("call", ("finding", (finding,))))
+
+    def progress(self, label: str, count: int, done: bool = False) -> None:
+        self._out.put(("call", ("progress", (label, count, done))))
+
+
 def _run(out: Any, make: Callable[..., Any], args: tuple, options: dict[str, Any],
-         warns: bool) -> None:
+         reports: bool) -> None:
     try:
-        warn = (lambda text: out.put(("warn", text))) if warns else None
+        report = _Relay(out) if reports else None
         batch: list[Any] = []
-        for resource in make(*args, warn=warn, **options):
+        for resource in make(*args, report=report, **options):
             batch.append(resource)
             if len(batch) >= BATCH:
                 out.put(("items", batch))
@@ -48,11 +64,11 @@ def _run(out: Any, make: Callable[..., Any], args: tuple, options: dict[str, Any
         out.put(("error", exc))
 
 
-def in_child(make: Callable[..., Any], *args: Any, warn: Callable[[str], None] | None = None,
+def in_child(make: Callable[..., Any], *args: Any, report: Any = None,
              **options: Any) -> ChildStream:
-    """make(*args, warn=..., **options), run in a forked child started now; its items, in
-    order."""
-    return ChildStream(make, args, options, warn)
+    """make(*args, report=..., **options), run in a forked child started now; its items, in
+    order. `report` (a pipeline Reporter, or None) gets the child's reports."""
+    return ChildStream(make, args, options, report)
 
 
 class ChildStream:
@@ -60,15 +76,15 @@ class ChildStream:
     early (an error in the parent), started or not, stops the child."""
 
     def __init__(self, make: Callable[..., Any], args: tuple, options: dict[str, Any],
-                 warn: Callable[[str], None] | None) -> None:
+                 report: Any) -> None:
         context = multiprocessing.get_context("fork")
         self._out = context.Queue(maxsize=DEPTH)
         self._child = context.Process(target=_run, daemon=True,
-                                      args=(self._out, make, args, options, warn is not None))
+                                      args=(self._out, make, args, options, report is not None))
         self._child.start()
         self._finished = False
         self._stopped = False
-        self._items = self._receive(warn)
+        self._items = self._receive(report)
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -80,7 +96,7 @@ class ChildStream:
         self._items.close()
         self._stop()
 
-    def _receive(self, warn: Callable[[str], None] | None) -> Iterator[Any]:
+    def _receive(self, report: Any) -> Iterator[Any]:
         try:
             while True:
                 try:
@@ -92,8 +108,9 @@ class ChildStream:
                     continue
                 if kind == "items":
                     yield from payload
-                elif kind == "warn" and warn is not None:
-                    warn(payload)
+                elif kind == "call" and report is not None:
+                    name, args = payload
+                    getattr(report, name)(*args)
                 elif kind == "error":
                     raise payload
                 elif kind == "done":

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from fhir_adapter.dates import DateParseError, parse_date
 from fhir_adapter.errors import InputError
+from fhir_adapter.findings import RULES
 from fhir_adapter.mapping.adverse_event import map_adverse_event
 from fhir_adapter.mapping.adverse_event_inverse import fhir_to_record, safety_facts
 from fhir_adapter.sources.adverse_event import AdverseEventRecord, parse_sdtm_row
@@ -120,6 +121,7 @@ def rows(draw: st.DrawFn) -> dict:
         "action_taken": st.lists(st.sampled_from(PROPS["action_taken"]["items"]["enum"]),
                                  min_size=1, max_size=3, unique=True),
         "expected": st.booleans(), "recorded_date": dates(),
+        "treatment_emergent": st.booleans(),
     }
     for name, strategy in optional.items():
         if draw(st.booleans()):
@@ -127,9 +129,10 @@ def rows(draw: st.DrawFn) -> dict:
     serious = draw(st.sampled_from([True, False, None]))
     if serious is not None:
         row["serious"] = serious
-        for column in CRITERIA:
-            if draw(st.booleans()):
-                row[column] = draw(st.booleans()) if serious else False
+    # Any flags, whatever `serious` says: a contradiction is a finding, mapped as recorded.
+    for column in CRITERIA:
+        if draw(st.booleans()):
+            row[column] = draw(st.booleans())
     onset, end = draw(st.one_of(st.none(), dates())), draw(st.one_of(st.none(), dates()))
     if onset and end and parse_date(end).sort_key()[:3] < parse_date(onset).sort_key()[:3]:
         onset, end = end, onset
@@ -157,12 +160,15 @@ def test_round_trip_loses_no_safety_fact(row: dict, version: str) -> None:
     event = mapped.resources[0]
     assert validate(event, version) == []
     facts = fhir_to_record(event, version)
-    assert facts["serious"] == row.get("serious")
-    if row.get("serious"):
-        expected = {CRITERIA[c]: v for c, v in row.items() if c in CRITERIA}
-        assert facts["criteria"] == expected
-    else:
-        assert facts["criteria"] == {}
+    given = {CRITERIA[c]: v for c, v in row.items() if c in CRITERIA}
+    # blank seriousness with a criterion met is written serious (a finding says so)
+    serious = row.get("serious", True if any(given.values()) else None)
+    assert facts["serious"] == serious
+    assert facts["criteria"] == (given if serious or any(given.values()) else {})
+    assert facts["treatment_emergent"] == row.get("treatment_emergent")
+    assert {f.rule for f in record.findings} <= set(RULES)
+    tags = {t["code"] for t in event.get("meta", {}).get("tag", [])}
+    assert tags == {f.rule for f in record.findings}
     assert facts["severity"] == (row["severity"].upper() if "severity" in row else None)
     assert facts["grade"] == row.get("ctcae_grade")
     died = row.get("results_in_death") is True

@@ -11,8 +11,8 @@ import pytest
 from conftest import fixture_path
 from golden import GOLDEN, check_golden
 
-from fhir_adapter.commands.adverse_event_load import LoadReport, adverse_event_resources
 from fhir_adapter.errors import InputError
+from fhir_adapter.pipeline.adverse_events import LoadReport, adverse_event_resources
 from fhir_adapter.sources.adverse_event import AdverseEventRecord, open_adverse_events
 from fhir_adapter.validation import validate
 
@@ -158,24 +158,30 @@ def test_suppae_is_folded_into_its_parent_rows(tmp_path: Path) -> None:
             actions = [e["extension"][0]["valueCodeableConcept"]["coding"][0]["code"]
                        for e in event["extension"] if e["url"].endswith("/mitigating-action")]
         assert actions == ["DOSE REDUCED", "DRUG INTERRUPTED"]
+        emergent = [e["valueBoolean"] for e in event["extension"]
+                    if e["url"].endswith("/treatment-emergent")]
+        assert emergent == [True]  # SUPPAE AETRTEM, in both versions
         warnings = " ".join(report.source.warnings)
-        assert "AETRTEM" in warnings and "another domain" in warnings
+        assert "AETRTEM" not in warnings and "another domain" in warnings
         assert "1 SUPPAE record key(s) match no AE row" in warnings
 
 
-def test_suppae_contradicting_the_parent_is_an_error(tmp_path: Path) -> None:
+def test_suppae_contradicting_the_parent_is_a_finding(tmp_path: Path) -> None:
     header = AE_HEADER + ",AETOXGR"
     ae = write(tmp_path / "ae.csv", header + "\nS1,AE,S1-001,1,,HEADACHE,,MILD,N,,,,,,"
                "2024-03-01,,2\n")
     supp = write(tmp_path / "suppae.csv", SUPPAE)
     items = list(open_adverse_events(ae, supp).records)
-    assert isinstance(items[0], InputError)
-    assert (items[0].row, items[0].field_name) == (1, "AETOXGR")
+    record = items[0]
+    assert isinstance(record, AdverseEventRecord) and record.grade == 2  # the AE row's value
+    [finding] = record.findings
+    assert (finding.row, finding.field, finding.rule) == (1, "AETOXGR",
+                                                          "ae-supplemental-conflict")
+    assert "'2'" in finding.message and "'3'" in finding.message
 
 
 @pytest.mark.parametrize(("line", "column", "expected"), [
     ("S1,AE,S1-001,1,,HEADACHE,,EXTREME,N,,,,,,2024-03-01,", "AESEV", "MILD, MODERATE, SEVERE"),
-    ("S1,AE,S1-001,1,,HEADACHE,,MILD,N,,,,Y,,2024-03-01,", "AESER", "AESDTH is Y"),
     ("S1,AE,S1-001,1,,HEADACHE,,MILD,N,,,,,,2024-02-30,", "AESTDTC", "01-29"),
     ("S1,AE,S1-001,1,,HEADACHE,,MILD,N,,,,,,2024-03-05,2024-03-01", "AEENDTC", "before"),
     ("S1,AE,S1-001,,,HEADACHE,,MILD,N,,,,,,2024-03-01,", "AESEQ", "missing"),

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder, not an installed package
     sys.path.insert(0, str(ROOT))
-TIMEOUT = 180  # the budget for the smoke run on a 2-core machine
+TIMEOUT = 900  # a hang guard, not a speed check: a busy 2-core machine takes minutes
 
 
 

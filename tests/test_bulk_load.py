@@ -17,10 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from store_backends import backend, postgres_database, store, store_url  # noqa: F401 (fixtures)
 
-from fhir_adapter import loader
 from fhir_adapter.errors import InputError, InvalidResource, NotFound
 from fhir_adapter.keyset import KeySet
-from fhir_adapter.loader import load_files
+from fhir_adapter.pipeline import load as loader
+from fhir_adapter.pipeline.bundles import load_bundles
+from fhir_adapter.pipeline.load import load_files
 from fhir_adapter.store import SqlStore, canonical
 from fhir_adapter.store.base import SearchQuery
 
@@ -100,11 +101,11 @@ def rows_file(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def producer(paths: list[Path], version: str, warn: Any = None, **options: Any) -> Any:
+def producer(paths: list[Path], version: str, report: Any = None, **options: Any) -> Any:
     """A stand-in mapping: one Patient per row, a warning per file, a failing row raises."""
     for path in paths:
-        if warn:
-            warn(f"{path.name}: a warning")
+        if report:
+            report.warn(f"{path.name}: a warning")
         for number, row in enumerate(json.loads(path.read_text("utf-8")), start=1):
             if row.get("fail"):
                 raise InputError(str(path), "bad row", row=number, field_name="gender")
@@ -142,9 +143,9 @@ def test_mapping_processes_start_before_the_store_opens(tmp_path: Path,
 
     if not parallel.available():
         pytest.skip("no fork on this platform")
-    code = ("import sys, fhir_adapter.store.bulk, fhir_adapter.commands.adverse_event_load, "
-            "fhir_adapter.commands.enrollments, fhir_adapter.commands.study, "
-            "fhir_adapter.loader; print(sorted(m for m in sys.modules if m.startswith("
+    code = ("import sys, fhir_adapter.store.bulk, fhir_adapter.pipeline.adverse_events, "
+            "fhir_adapter.pipeline.enrollments, fhir_adapter.pipeline.study, "
+            "fhir_adapter.pipeline.load; print(sorted(m for m in sys.modules if m.startswith("
             "'sqlalchemy'))[:3])")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True)
@@ -364,8 +365,8 @@ def test_load_files_counts_what_it_wrote_for_the_statistics(
     source = tmp_path / "patients.ndjson"
     source.write_text("".join(json.dumps(patient(f"n{n}", "male")["R4"]) + "\n"
                               for n in range(3)))
-    loader.load_bundles([source], "R4", store=sqlite_store)
-    loader.load_bundles([source], "R4", store=sqlite_store)  # unchanged the second time
+    load_bundles([source], "R4", store=sqlite_store)
+    load_bundles([source], "R4", store=sqlite_store)  # unchanged the second time
     assert seen == [3, 0]
 
 

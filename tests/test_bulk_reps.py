@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_indexing_equivalence import mapped, official_examples
 
-from fhir_adapter import loader
+from fhir_adapter.pipeline import load as loader
 from fhir_adapter.store import bulk, canonical
 from fhir_adapter.store.bulk import prepare, representation
 from fhir_adapter.store.indexing import index_tuples

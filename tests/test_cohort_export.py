@@ -17,8 +17,8 @@ from store_backends import new_postgres_database
 
 from fhir_adapter import ids
 from fhir_adapter.gateway import create_app
-from fhir_adapter.loader import load_files
 from fhir_adapter.mapping.cohort import NOT_ENROLLED, cohort_id, subject_state
+from fhir_adapter.pipeline.load import load_files
 from fhir_adapter.store import open_store
 from fhir_adapter.store.scope import reference_texts, targets
 from fhir_adapter.validation import validate
@@ -47,10 +47,10 @@ def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def _load(url: str) -> None:
     load_files("enrollments", [EXAMPLES / f"{SEED}.enrollments.csv"], database=url,
-               progress=False, study=SEED)
+               study=SEED)
     load_files("adverse-events", [EXAMPLES / f"{SEED}.adverse-events.csv"], database=url,
-               progress=False, study=SEED)
-    load_files("study", [EXAMPLES / f"{SEED}.json"], database=url, progress=False)
+               study=SEED)
+    load_files("study", [EXAMPLES / f"{SEED}.json"], database=url)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_the_cohort_group_lists_the_enrolled_subjects(database: str) -> None:
             assert {"url": "actualGroup", "valueReference": link} in recruitment["extension"]
     # Loading the same files again changes nothing, the Group included.
     summary = load_files("enrollments", [EXAMPLES / f"{SEED}.enrollments.csv"],
-                         database=database, progress=False, study=SEED)
+                         database=database, study=SEED)
     assert summary.total("created") == summary.total("updated") == 0
     again = everything(database)
     assert again["Group", cohort_id(STUDY)].version_id == stored["Group",

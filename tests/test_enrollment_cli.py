@@ -125,7 +125,9 @@ def test_supplemental_races_reach_the_patient(tmp_path: Path,
     supp.write_text("STUDYID,RDOMAIN,USUBJID,IDVAR,IDVARVAL,QNAM,QLABEL,QVAL\n"
                     "S1,DM,S1-001,,,RACE1,Race 1,WHITE\n"
                     "S1,DM,S1-001,,,RACE2,Race 2,ASIAN\n"
-                    "S1,DM,S1-001,,,ITT,Intent-to-Treat Population Flag,Y\n")
+                    "S1,DM,S1-001,,,ITT,Intent-to-Treat Population Flag,Y\n"
+                    "S1,DM,S1-001,,,SAFETY,Safety Population Flag,N\n"
+                    "S1,DM,S1-001,,,RACEOTH,Race Other,MAORI\n")
     code, out, err = run(["map", "enrollments", str(dm), "--supplemental", str(supp),
                           "--ndjson"], capsys)
     assert code == 0, err
@@ -134,4 +136,8 @@ def test_supplemental_races_reach_the_patient(tmp_path: Path,
     assert [p["valueCoding"]["code"] for p in race if p["url"] == "ombCategory"] == [
         "2106-3", "2028-9"]
     assert race[-1] == {"url": "text", "valueString": "MULTIPLE, WHITE, ASIAN"}
-    assert "SUPPDM ITT (Intent-to-Treat Population Flag): not mapped" in err
+    assert "SUPPDM RACEOTH (Race Other): not mapped" in err
+    lines = [json.loads(line) for line in out.splitlines()]
+    groups = [r for r in lines if r["resourceType"] == "Group"]  # Y only: no SAFETY Group
+    assert [g["identifier"][0]["value"] for g in groups] == ["ITT"]
+    assert groups[0]["member"] == [{"entity": {"reference": f"Patient/{patient['id']}"}}]

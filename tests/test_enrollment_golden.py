@@ -12,7 +12,7 @@ from conftest import fixture_path
 from golden import GOLDEN, check_golden
 
 from fhir_adapter import ids
-from fhir_adapter.commands.enrollments import enrollment_resources
+from fhir_adapter.pipeline.enrollments import enrollment_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 1, 1)  # the 90+ rule depends on "now": fixed for byte-stable goldens
@@ -100,7 +100,7 @@ def test_examples_arm_matches_the_study_mapping() -> None:
 def test_subjects_resolve_to_the_study_mapping(case: str, version: str) -> None:
     """The study reference and arms of every ResearchSubject exist in what `map study` makes
     of the same study (CT.gov record, or the SDTM trial design)."""
-    from fhir_adapter.commands.study import study_resources
+    from fhir_adapter.pipeline.study import study_resources
 
     if case == "cdiscpilot01":
         slice_dir = fixture_path("sdtm", "cdiscpilot01-slice")

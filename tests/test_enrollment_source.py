@@ -91,8 +91,6 @@ def test_csv_text_is_coerced_then_checked(tmp_path: Path) -> None:
     ("status", "active", "expected one of candidate, screening"),
     ("country", "US", "expected an ISO 3166-1 alpha-3"),
     ("subject_id", "", "expected a subject id"),
-    ("end_date", "2023-03-01", "expected no end_date with status 'enrolled'"),
-    ("enrollment_date", "2022-12-31", "expected enrollment_date on or after consent_date"),
 ])
 def test_bad_cell_names_file_row_column_and_expectation(tmp_path: Path, column: str, value: str,
                                                         expected: str) -> None:
@@ -103,6 +101,26 @@ def test_bad_cell_names_file_row_column_and_expectation(tmp_path: Path, column: 
     assert (second.file, second.row, second.field_name) == (str(path), 2, column)
     assert expected in second.message
     assert str(second).startswith(f"{path}, row 2, field {column}: ")
+
+
+@pytest.mark.parametrize(("column", "value", "rule", "expected"), [
+    ("end_date", "2023-03-01", "enrollment-end-with-ongoing-status",
+     "end_date '2023-03-01' with status 'enrolled'"),
+    ("end_reason", "moved away", "enrollment-end-with-ongoing-status",
+     "end_reason 'moved away' with status 'enrolled'"),
+    ("enrollment_date", "2022-12-31", "enrollment-dates-out-of-order",
+     "enrollment_date 2022-12-31 is before consent_date"),
+])
+def test_contradictions_are_findings_of_a_record(tmp_path: Path, column: str, value: str,
+                                                 rule: str, expected: str) -> None:
+    path = write_csv(tmp_path / "e.csv", [GOOD, GOOD | {"subject_id": "X-2", column: value}])
+    first, second = items(path)
+    assert isinstance(first, EnrollmentRecord) and first.findings == ()
+    assert isinstance(second, EnrollmentRecord)  # mapped as recorded
+    [finding] = second.findings
+    assert (finding.file, finding.row, finding.field, finding.rule) == (str(path), 2, column,
+                                                                        rule)
+    assert expected in finding.message
 
 
 def test_unknown_column_rejects_the_file(tmp_path: Path) -> None:
@@ -191,7 +209,8 @@ def test_suppdm_adds_races_and_reports_other_qualifiers(tmp_path: Path) -> None:
     supp = write_csv(tmp_path / "suppdm.csv", SUPPDM)
     first, second = items(dm, supplemental=supp)
     assert first.races == ("MULTIPLE", "WHITE", "ASIAN")
-    assert first.unmapped == ("SUPPDM ITT (Intent to Treat)",)
+    assert first.unmapped == ()
+    assert [(p.code, p.label) for p in first.populations] == [("ITT", "Intent to Treat")]
     assert second.races == ("ASIAN",) and second.unmapped == ()
 
 

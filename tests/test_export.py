@@ -17,7 +17,7 @@ from store_backends import backend, module_store, postgres_database, store, stor
 from fhir_adapter.cli import cli
 from fhir_adapter.errors import BadRequest, InputError, NotFound
 from fhir_adapter.export import export_ndjson, study_id
-from fhir_adapter.loader import load_files
+from fhir_adapter.pipeline.load import load_files
 from fhir_adapter.store import SqlStore, canonical
 from fhir_adapter.store.values import split_reference
 

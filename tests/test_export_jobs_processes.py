@@ -21,7 +21,7 @@ from remote_servers import free_port
 from sqlalchemy import create_engine, text
 from store_backends import new_postgres_database
 
-from fhir_adapter.loader import load_files
+from fhir_adapter.pipeline.load import load_files
 from fhir_adapter.store.schema import database_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -81,7 +81,7 @@ def test_jobs_are_shared_and_a_killed_worker_is_taken_over(tmp_path: Path) -> No
         database = stack.enter_context(new_postgres_database())
         for kind, name in (("study", f"{SEED}.json"), ("enrollments", f"{SEED}.enrollments.csv"),
                            ("adverse-events", f"{SEED}.adverse-events.csv")):
-            load_files(kind, [EXAMPLES / name], database=database, progress=False,
+            load_files(kind, [EXAMPLES / name], database=database,
                        **({} if kind == "study" else {"study": SEED}))
         engine = create_engine(database_url(database))
         stack.callback(engine.dispose)

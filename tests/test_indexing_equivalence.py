@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, ROOT
 
-from fhir_adapter.loader import producer
+from fhir_adapter.pipeline.load import producer
 from fhir_adapter.store import canonical
 from fhir_adapter.store.fhirpath import Ast, Node, _parse, property_types, root_paths, type_matches
 from fhir_adapter.store.fhirpath_eval import _COMPLEX

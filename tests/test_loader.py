@@ -17,10 +17,12 @@ import pytest
 from click.testing import CliRunner
 from store_backends import backend, postgres_database, store, store_url  # noqa: F401 (fixtures)
 
-from fhir_adapter import loader
 from fhir_adapter.cli import cli
+from fhir_adapter.commands.reporting import Console
 from fhir_adapter.errors import InputError, NotFound
-from fhir_adapter.loader import LoadSummary, Progress, load_bundles, load_files, paired
+from fhir_adapter.pipeline import load as loader
+from fhir_adapter.pipeline.bundles import load_bundles
+from fhir_adapter.pipeline.load import LoadSummary, load_files, paired
 from fhir_adapter.store import SqlStore, open_store
 from fhir_adapter.store.base import SearchQuery
 
@@ -33,7 +35,7 @@ def people_source(tmp_path: Path, name: str, rows: list[dict[str, Any]]) -> Path
     return path
 
 
-def people(paths: list[Path], version: str, warn: Any = None, **options: Any
+def people(paths: list[Path], version: str, report: Any = None, **options: Any
            ) -> Iterator[dict[str, Any]]:
     """A stand-in mapping: Patient + ResearchSubject per row, R5 in reverse order, and an
     R4-only Medication; a row {"fail": true} raises like a bad source row."""
@@ -109,14 +111,14 @@ def test_a_failing_file_writes_nothing(store: SqlStore, tmp_path: Path, fake: No
 
 
 def test_progress_counter(capsys: pytest.CaptureFixture[str]) -> None:
-    meter = Progress("f.csv", enabled=True, every=2)
-    for _ in range(5):
-        meter.tick()
-    meter.close()
+    meter = Console(progress=True, every=2)
+    for count in range(1, 6):
+        meter.progress("f.csv", count)
+    meter.progress("f.csv", 5, done=True)
     assert capsys.readouterr().err.endswith("\rf.csv: 5 resources\n")
-    quiet = Progress("f.csv", enabled=False, every=1)
-    quiet.tick()
-    quiet.close()
+    quiet = Console(progress=False, every=1)
+    quiet.progress("f.csv", 1)
+    quiet.progress("f.csv", 1, done=True)
     assert capsys.readouterr().err == ""
 
 

@@ -19,7 +19,7 @@ import pytest
 import requests
 from remote_servers import proxy, serve
 
-from fhir_adapter.loader import load_files
+from fhir_adapter.pipeline.load import load_files
 from fhir_adapter.store import open_store
 from fhir_adapter.store.scope import reference_texts, targets
 
@@ -33,11 +33,11 @@ FHIR = "application/fhir+json"
 def source(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite store holding the seed study, its enrollments and adverse events."""
     url = f"sqlite:///{tmp_path_factory.mktemp('push-source') / 'source.db'}"
-    load_files("study", [EXAMPLES / f"{SEED}.json"], database=url, progress=False)
+    load_files("study", [EXAMPLES / f"{SEED}.json"], database=url)
     load_files("enrollments", [EXAMPLES / f"{SEED}.enrollments.csv"], database=url,
-               progress=False, study=SEED)
+               study=SEED)
     load_files("adverse-events", [EXAMPLES / f"{SEED}.adverse-events.csv"], database=url,
-               progress=False, study=SEED)
+               study=SEED)
     return url
 
 

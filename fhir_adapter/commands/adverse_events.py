@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from ..output import write_resources
+from ..pipeline.adverse_events import LoadReport, adverse_event_resources
 from ..validation import normalise_version
-from .adverse_event_load import LoadReport, adverse_event_resources
 from .options import fhir_version_option, output_options
+from .reporting import Console, report_option
 
 
 @click.command("adverse-events")
@@ -27,10 +28,12 @@ from .options import fhir_version_option, output_options
 @output_options
 @click.option("--skip-invalid", is_flag=True,
               help="Map the valid rows and report the invalid ones instead of writing nothing.")
+@report_option
 def map_adverse_events_command(file: Path, supplemental: Path | None, study: str | None,
                                intervention: str | None, timezone: str | None,
                                fhir_version: str, output: str | None, ndjson: bool,
-                               skip_invalid: bool) -> None:
+                               skip_invalid: bool, report_file: Path | None,
+                               strict: bool) -> None:
     """SDTM AE (+ SUPPAE) in XPT or CSV, or our adverse-event CSV/JSON/JSON Lines (see
     `fhir-adapter schema adverse-event`) -> AdverseEvent resources (R4 also the study
     intervention's Medication), and a summary on stderr."""
@@ -43,10 +46,15 @@ def map_adverse_events_command(file: Path, supplemental: Path | None, study: str
             raise click.BadParameter(str(exc), param_hint="--timezone") from exc
     version = normalise_version(fhir_version)
     report = LoadReport()
+    console = Console(report_file)
     resources = adverse_event_resources(file, version, report, supplemental=supplemental,
                                         study=study, timezone=timezone,
-                                        intervention=intervention, skip_invalid=skip_invalid)
-    count = write_resources(resources, output, ndjson)  # bad rows: InputError.rows
+                                        intervention=intervention, skip_invalid=skip_invalid,
+                                        strict=strict, reporter=console)
+    try:
+        count = write_resources(resources, output, ndjson)  # bad rows: InputError.rows
+    finally:
+        console.close()
     source = report.source
     for error in report.skipped:
         click.echo(f"skipped: {error}", err=True)

@@ -2,57 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ..dates import check_timezone
 from ..errors import InputError
 from ..output import write_resources
-from ..validation import FhirVersion, normalise_version, validate
+from ..pipeline.enrollments import enrollment_resources
+from ..validation import normalise_version
 from .options import fhir_version_option, output_options
-
-
-def enrollment_resources(path: Path, version: FhirVersion, *, today: date,
-                         disposition: Path | None = None, supplemental: Path | None = None,
-                         study: str | None = None, timezone: str | None = None,
-                         deidentify_dates: bool = False,
-                         on_error: Callable[[InputError], None] | None = None,
-                         warn: Callable[[str, str], None] | None = None,
-                         ) -> Iterator[dict[str, Any]]:
-    """Patient and ResearchSubject of every subject in `path`, validated, streamed.
-
-    A bad row raises InputError, unless `on_error` is given: then it is passed there and the
-    row skipped. `warn(where, text)` gets what could not be mapped."""
-    from ..mapping.subject import map_subject
-    from ..sources.enrollment import read_enrollments
-
-    items = read_enrollments(path, disposition=disposition, supplemental=supplemental,
-                             study=study)
-    for item in items:
-        if isinstance(item, InputError):
-            if on_error is None:
-                raise item
-            on_error(item)
-            continue
-        mapped = map_subject(item, version, today=today, timezone=timezone,
-                             deidentify_dates=deidentify_dates)
-        problems = [f"{r['resourceType']}: {issue}" for r in mapped.resources
-                    for issue in validate(r, version, model="per-shape")[:3]]
-        if problems:
-            error = InputError(item.file, f"maps to invalid FHIR {version}: "
-                               + "; ".join(problems), item.row)
-            if on_error is None:
-                raise error
-            on_error(error)
-            continue
-        if warn:
-            for text in mapped.warnings:
-                warn(f"{item.file}, row {item.row}", text)
-        yield from mapped.resources
+from .reporting import Console, report_option
 
 
 class _Report:
@@ -96,15 +57,18 @@ class _Report:
               "Safe Harbor asks. Patient dates are always the year only.")
 @click.option("--timezone", help="IANA timezone (e.g. America/Antigua) of times of day that "
               "carry no UTC offset; without it such times keep only their date.")
+@report_option
 def map_enrollments_command(file: Path, disposition: Path | None, supplemental: Path | None,
                             study: str | None, fhir_version: str, output: str | None,
                             ndjson: bool, skip_invalid: bool, deidentify_dates: bool,
-                            timezone: str | None) -> None:
+                            timezone: str | None, report_file: Path | None,
+                            strict: bool) -> None:
     """Enrollments -> a de-identified Patient and a ResearchSubject per subject.
 
     FILE is our enrollment format (CSV, JSON or JSON Lines; `fhir-adapter schema enrollment`)
     or CDISC SDTM DM (XPT or CSV), told apart by its columns. By default one bad row rejects
-    the whole file and nothing is written."""
+    the whole file and nothing is written; rows whose values contradict each other are mapped
+    as recorded and reported as findings (--strict refuses them)."""
     version = normalise_version(fhir_version)
     if timezone:
         try:
@@ -112,12 +76,19 @@ def map_enrollments_command(file: Path, disposition: Path | None, supplemental: 
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--timezone") from exc
     report = _Report()
-    count = write_resources(
-        enrollment_resources(file, version, today=date.today(), disposition=disposition,
-                             supplemental=supplemental, study=study, timezone=timezone,
-                             deidentify_dates=deidentify_dates,
-                             on_error=report.skip if skip_invalid else None, warn=report.warn),
-        output, ndjson)
+    console = Console(report_file)
+    try:
+        count = write_resources(
+            enrollment_resources(file, version, today=date.today(), disposition=disposition,
+                                 supplemental=supplemental, study=study, timezone=timezone,
+                                 deidentify_dates=deidentify_dates, strict=strict,
+                                 on_error=report.skip if skip_invalid else None,
+                                 warn=report.warn, report=console),
+            output, ndjson)
+    finally:
+        console.close()
     report.summary()
+    for line in console.summary():
+        click.echo(line, err=True)
     click.echo(f"{count} FHIR {version} resource(s) written" + (f" to {output}" if output else "")
                + (f"; {report.skipped} invalid row(s) skipped" if skip_invalid else ""), err=True)

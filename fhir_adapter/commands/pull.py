@@ -135,19 +135,19 @@ class _Loaded:
     """Each page mapped and stored by the loader (the `load study` pipeline)."""
 
     def __init__(self, database: str | None) -> None:
-        from ..loader import LoadSummary
+        from ..pipeline.load import LoadSummary
 
         self.database = database
         self.summary = LoadSummary()
         self.studies = 0
 
     def add(self, studies: list[dict[str, object]], number: int) -> None:
-        from ..loader import load_files
+        from ..pipeline.load import load_files
 
         with tempfile.TemporaryDirectory(prefix="fhir-adapter-pull-") as folder:
             page = Path(folder) / f"ctgov-page-{number}.json"
             page.write_text(json.dumps({"studies": studies}), encoding="utf-8")
-            done = load_files("study", [page], database=self.database, progress=False,
+            done = load_files("study", [page], database=self.database,
                               warn=lambda text: click.echo(f"warning: {text}", err=True))
         for rtype, counts in done.counts.items():
             for outcome, times in counts.items():

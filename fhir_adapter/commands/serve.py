@@ -35,7 +35,7 @@ def find_examples(given: Path | None) -> Path:
 def load_examples(database: str | None, folder: Path) -> list[str]:
     """Load the seed files present in `folder` (idempotent: a second run changes nothing);
     one summary line per file."""
-    from ..loader import load_files
+    from ..pipeline.load import load_files
 
     lines = []
     for kind, name in EXAMPLES:
@@ -43,7 +43,7 @@ def load_examples(database: str | None, folder: Path) -> list[str]:
         if not path.is_file():
             continue
         options = {} if kind == "study" else {"study": EXAMPLES_STUDY}
-        summary = load_files(kind, [path], database=database, progress=False,
+        summary = load_files(kind, [path], database=database,
                              warn=lambda text: click.echo(f"warning: {text}", err=True),
                              **options)
         lines.append(f"{name}: {summary}")

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from .options import VERSION_CHOICE
+from .reporting import Console, report_option
 
 
 def database_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,6 +29,7 @@ def _files(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _row_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared with `map enrollments` / `map adverse-events` (same mapping)."""
+    func = report_option(func)
     func = click.option("--skip-invalid", is_flag=True,
                         help="Store the valid rows and report the invalid ones instead of "
                              "storing nothing.")(func)
@@ -50,10 +52,6 @@ def _report(summary: Any) -> None:
     for line in summary.lines():
         click.echo(line)
     click.echo(f"{summary.files} file(s) loaded: {summary}")
-
-
-def _warn(text: str) -> None:
-    click.echo(f"warning: {text}", err=True)
 
 
 @click.group("db")
@@ -81,13 +79,17 @@ def load_group() -> None:
 
 
 def _load(kind: str, files: tuple[Path, ...], database: str | None, progress: bool | None,
-          **options: Any) -> None:
-    from ..loader import load_files
+          report_file: Path | None = None, **options: Any) -> None:
+    from ..pipeline.load import load_files
 
     given = {k: v for k, v in options.items() if v not in (None, False)}
-    # The CLI is single-threaded: map R4 and R5 in two child processes while this one writes.
-    _report(load_files(kind, list(files), database=database, progress=progress, warn=_warn,
-                       parallel=True, **given))
+    console = Console(report_file, progress)
+    try:
+        # The CLI is single-threaded: map R4 and R5 in two child processes while this writes.
+        _report(load_files(kind, list(files), database=database, report=console,
+                           parallel=True, **given))
+    finally:
+        console.close()
 
 
 @load_group.command("study")
@@ -137,8 +139,8 @@ def load_adverse_events_command(files: tuple[Path, ...], database: str | None,
 def load_bundle_command(files: tuple[Path, ...], database: str | None, progress: bool | None,
                         fhir_version: str) -> None:
     """FHIR Bundle(s) or NDJSON, stored as they are (validated, all or nothing per file)."""
-    from ..loader import load_bundles
+    from ..pipeline.bundles import load_bundles
     from ..validation import normalise_version
 
     _report(load_bundles(list(files), normalise_version(fhir_version), database=database,
-                         progress=progress))
+                         report=Console(progress=progress)))

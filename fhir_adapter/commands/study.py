@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..output import validated, write_resources
-from ..validation import FhirVersion, normalise_version
+from ..output import write_resources
+from ..pipeline.study import study_resources
+from ..validation import normalise_version
 from .options import fhir_version_option, output_options
-
-
-def study_resources(paths: list[Path], version: FhirVersion,
-                    warn: Any = None) -> Iterator[dict[str, Any]]:
-    """Every resource of every study in `paths`, validated; warnings go to `warn(text)`."""
-    from ..mapping.study import map_study
-    from ..sources.study import read_studies
-
-    seen: set[tuple[str, str]] = set()
-    for record in read_studies(paths):
-        mapped = map_study(record.study, version, source=record.source)
-        for text in mapped.warnings:
-            if warn:
-                warn(f"{record.source}: {text}")
-        # Shared resources (a sponsor of two studies) are produced once per output.
-        fresh = []
-        for resource in mapped.resources:
-            key = (resource["resourceType"], resource["id"])
-            if key not in seen:
-                seen.add(key)
-                fresh.append(resource)
-        yield from validated(fresh, version, record.source)
+from .reporting import Console
 
 
 @click.command("study")
@@ -47,7 +25,7 @@ def map_study_command(files: tuple[Path, ...], fhir_version: str, output: str | 
     PractitionerRole, Location and Group resources."""
     version = normalise_version(fhir_version)
     count = write_resources(
-        study_resources(list(files), version, warn=lambda t: click.echo(f"warning: {t}", err=True)),
+        study_resources(list(files), version, Console()),
         output, ndjson)
     click.echo(f"{count} FHIR {version} resource(s) written"
                + (f" to {output}" if output else ""), err=True)

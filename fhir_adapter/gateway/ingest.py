@@ -1,5 +1,6 @@
 """`POST [base]/$ingest`: source files in, mapped and stored exactly as `fhir-adapter load`
-does it (loader.load_files: both FHIR versions, one transaction per file, all or nothing).
+does it (pipeline.load.load_files: both FHIR versions, one transaction per file, all or
+nothing).
 
     POST /fhir/$ingest?kind=study                    CT.gov v2 JSON / legacy XML
     POST /fhir/$ingest?kind=enrollments&study=NCT05003921    our CSV/JSON, SDTM DM
@@ -9,8 +10,11 @@ does it (loader.load_files: both FHIR versions, one transaction per file, all or
 The body is the file (its Content-Type or `?filename=NAME.ext` tells the format), or
 multipart/form-data with one or more `file` parts (SDTM trial-design datasets together) and
 optional `disposition` / `supplemental` parts (SDTM DS, SUPPDM/SUPPAE). Text options as query
-parameters: study, timezone, intervention. The answer is a Parameters resource: created /
-updated / unchanged counts (in total and per type) and the mapping warnings.
+parameters: study, timezone, intervention, strict (true: rows with data-quality findings are
+refused, as `--strict`). The answer is a Parameters resource: created / updated / unchanged
+counts (in total and per type), the mapping warnings, `findings` (rows per data-quality rule)
+and an `outcome` OperationOutcome with one warning issue per finding (the row was stored as
+recorded and tagged).
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ from typing import Any
 from flask import Request
 
 from ..errors import BadRequest, InputError, InvalidResource, Issue
-from ..loader import LoadSummary, load_bundles, load_files
+from ..findings import SYSTEM
+from ..pipeline.bundles import load_bundles
+from ..pipeline.load import LoadSummary, load_files
+from ..pipeline.report import Collector
+from ..records import Finding
 from .context import Ctx
 
 # The options each kind takes (as `fhir-adapter load <kind>` does).
 OPTIONS = {"study": (), "bundle": (),
-           "enrollments": ("study", "timezone", "disposition", "supplemental"),
-           "adverse-events": ("study", "timezone", "intervention", "supplemental")}
+           "enrollments": ("study", "timezone", "disposition", "supplemental", "strict"),
+           "adverse-events": ("study", "timezone", "intervention", "supplemental", "strict")}
 KINDS = tuple(OPTIONS)
 FILE_OPTIONS = ("disposition", "supplemental")
 _SUFFIX = {"application/json": ".json", "application/fhir+json": ".json",
@@ -69,6 +77,18 @@ def _uploads(request: Request, folder: Path) -> tuple[list[Path], dict[str, Path
     return [_save(folder, name or f"upload{suffix}", request.get_data(), seen)], {}
 
 
+def _outcome(findings: list[Finding], folder: Path) -> dict[str, Any]:
+    """The findings as an OperationOutcome: a warning each, its rule in details, file, row and
+    field in diagnostics (an informational issue when there were none)."""
+    issues = [{"severity": "warning", "code": "business-rule",
+               "details": {"coding": [{"system": SYSTEM, "code": f.rule}], "text": f.message},
+               "diagnostics": str(f).replace(f"{folder}/", "")} for f in findings]
+    if not issues:
+        issues = [{"severity": "information", "code": "informational",
+                   "diagnostics": "no data-quality findings"}]
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
 def _parameters(summary: LoadSummary, warnings: list[str]) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": outcome, "valueInteger": summary.total(outcome)}
@@ -87,7 +107,7 @@ def ingest(c: Ctx, request: Request) -> dict[str, Any]:
     kind = request.args.get("kind") or request.form.get("kind")
     if kind not in KINDS:
         raise BadRequest(f"$ingest needs kind= one of {', '.join(KINDS)}")
-    warnings: list[str] = []
+    collector = Collector()
     with tempfile.TemporaryDirectory(prefix="fhir-adapter-ingest-") as tmp:
         folder = Path(tmp)
         paths, files = _uploads(request, folder)
@@ -99,19 +119,30 @@ def ingest(c: Ctx, request: Request) -> dict[str, Any]:
         if unknown:
             raise BadRequest(f"$ingest kind={kind} does not take {', '.join(unknown)}; it "
                              f"takes {', '.join(OPTIONS[kind]) or 'no options'}")
+        if "strict" in options:
+            if options["strict"] not in ("true", "false"):
+                raise BadRequest(f"$ingest strict= is true or false, not {options['strict']!r}")
+            options["strict"] = options["strict"] == "true"
         if kind == "study" and len(paths) > 1 and all(p.suffix.lower() in (".xpt", ".csv")
                                                      for p in paths):
             paths = [folder]  # SDTM trial design: TS/TA/TI/TE read together, as a folder
         try:
             if kind == "bundle":
-                summary = load_bundles(paths, c.version, store=c.store, progress=False)
+                summary = load_bundles(paths, c.version, store=c.store)
             else:
-                summary = load_files(kind, paths, store=c.store, progress=False,
-                                     warn=warnings.append, **options)
+                summary = load_files(kind, paths, store=c.store, report=collector, **options)
         except InputError as exc:
             # Report the uploaded file names, not our temporary copies.
             message = str(exc).replace(f"{folder}/", "")
             rows = [text.replace(f"{folder}/", "") for text in exc.row_texts()]
             raise InvalidResource(message, [Issue("error", "invalid", text)
                                             for text in (message, *rows)]) from exc
-    return _parameters(summary, [w.replace(f"{folder}/", "") for w in warnings])
+        answer = _parameters(summary, [w.replace(f"{folder}/", "") for w in collector.warnings])
+        if kind != "bundle":
+            if summary.findings:  # rows per rule, as the command line's summary counts them
+                answer["parameter"].append({"name": "findings", "part": [
+                    {"name": rule, "valueInteger": n}
+                    for rule, n in sorted(summary.findings.items())]})
+            answer["parameter"].append({"name": "outcome",
+                                        "resource": _outcome(collector.findings, folder)})
+    return answer

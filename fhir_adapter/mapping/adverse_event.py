@@ -21,8 +21,10 @@ Field table (source: SDTM AE variable / our column -> R4 4.0.1 ; R5 5.0.0):
 - AEDTC / recorded_date -> recordedDate ; recordedDate
 - AESER / serious -> seriousness Serious|Non-serious ; seriousness serious|non-serious
 - AESDTH, AESLIFE, AESHOSP, AESDISAB, AESCONG, AESMIE (+ AESCAN, AESOD) / criteria columns,
-  serious events only -> extension (backport) seriousness-criteria {criterionCode (NCIt),
-  criterionPresent} ; extension (ae-research) seriousness-criteria, same shape
+  serious events, and events with a criterion Y however AESER reads -> extension (backport)
+  seriousness-criteria {criterionCode (NCIt), criterionPresent} ; extension (ae-research)
+  seriousness-criteria, same shape
+- SUPPAE AETRTEM -> extension treatment-emergent valueBoolean (ours, TREATMENT_EMERGENT) ; same
 - AESEV / severity -> severity ; extension ae-severity
 - AETOXGR / ctcae_grade -> extension (backport) ae-grade (NCIt) ; extension ae-grade (NCIt)
 - AEOUT / outcome; AESDTH=Y with blank AEOUT -> FATAL -> outcome (adverse-event-outcome) ;
@@ -36,9 +38,15 @@ Field table (source: SDTM AE variable / our column -> R4 4.0.1 ; R5 5.0.0):
 
 (backport) = HL7 AE clinical research R4 backport IG 1.0.1 extensions, (ae-research) = the R5
 IG 1.0.1 extensions (BACKPORT, AE_RESEARCH below); xver = the R5-in-R4 cross-version extension.
+- data-quality findings of the record (fhir_adapter.findings) -> meta.tag {data-quality
+  system, rule id} ; same
+
 Code translations are the sdtm-ae*.json ConceptMaps. Never invented: a grade from a severity
-(or back), a seriousness from nothing, a MedDRA coding without a code. Times without a UTC
-offset get `timezone` or keep their date (fhir_adapter.dates); every such choice is a warning.
+(or back), a seriousness from nothing, a MedDRA coding without a code. Never corrected: values
+that contradict each other (AESER N with AESDTH Y, AEOUT FATAL with AESDTH N) are written as
+recorded; the source reports them as findings and the event is tagged for review. Times
+without a UTC offset get `timezone` or keep their date (fhir_adapter.dates); every such choice
+is a warning.
 Why Patient and not ResearchSubject as subject in R5 (the AE research IG allows both): every
 mapping of this project and every R4 consumer joins on Patient; the ResearchSubject links the
 same Patient to the study.
@@ -48,19 +56,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import ids
+from .. import findings, ids
 from ..dates import parse_date, to_fhir_datetime
-from ..sources.adverse_event import AdverseEventRecord
-from ..validation import FhirVersion
+from ..records import AdverseEventRecord
+from ..versions import FhirVersion
 from . import Mapped
 from .adverse_event_codes import AE_RESEARCH, BACKPORT, ICH_CRITERIA, Codes
 
-__all__ = ["AE_RESEARCH", "BACKPORT", "MEDDRA_EXT", "XVER_OCCURRENCE", "map_adverse_event",
-           "medication"]
+__all__ = ["AE_RESEARCH", "BACKPORT", "MEDDRA_EXT", "TREATMENT_EMERGENT", "XVER_OCCURRENCE",
+           "map_adverse_event", "medication"]
 
 MEDDRA = "https://www.meddra.org"
 XVER_OCCURRENCE = "http://hl7.org/fhir/5.0/StructureDefinition/extension-AdverseEvent.occurrence"
 MEDDRA_EXT = "https://fhir-adapter.dev/fhir/StructureDefinition/meddra-classification"
+# SUPPAE AETRTEM: no HL7 element or IG extension says "treatment emergent" (began or worsened
+# after the first dose), so ours: valueBoolean, on AdverseEvent in R4 and R5.
+TREATMENT_EMERGENT = "https://fhir-adapter.dev/fhir/StructureDefinition/treatment-emergent"
 FINAL_OUTCOMES = {"RECOVERED/RESOLVED", "RECOVERED/RESOLVED WITH SEQUELAE", "FATAL"}
 
 
@@ -71,7 +82,8 @@ def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
     system = ids.subject_system(record.study)
     key = f"{record.subject_id}|{record.event_key}"
     ae: dict[str, Any] = {"resourceType": "AdverseEvent",
-                          "id": ids.resource_id("AdverseEvent", system, key)}
+                          "id": ids.resource_id("AdverseEvent", system, key),
+                          **findings.meta(record.findings)}
     identifiers = [{"system": f"{system}:adverse-event", "value": key}]
     if record.sponsor_id:
         if version == "R5":
@@ -107,7 +119,7 @@ def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
         ext += [{"url": BACKPORT + "mitigating-action",
                  "extension": [{"url": "item", "valueCodeableConcept": cc}]}
                 for cc in parts.actions()]
-        ext += _meddra_extension(record)
+        ext += _meddra_extension(record) + _emergent(record)
         if ext:
             ae["extension"] = ext
         ae["identifier"] = identifiers[0]
@@ -128,7 +140,8 @@ def map_adverse_event(record: AdverseEventRecord, version: FhirVersion,
         ae["study"] = [study_ref]
     else:
         ext = (parts.severity_extension() + parts.grade(AE_RESEARCH)
-               + parts.criteria(AE_RESEARCH, serious) + _meddra_extension(record))
+               + parts.criteria(AE_RESEARCH, serious) + _meddra_extension(record)
+               + _emergent(record))
         final = bool(end) or outcome in FINAL_OUTCOMES
         outcome_cc = parts.outcome(outcome)
         if ext:
@@ -172,30 +185,28 @@ def medication(study: str, name: str) -> dict[str, Any]:
             "code": {"text": name}}
 
 
+def _emergent(record: AdverseEventRecord) -> list[dict]:
+    if record.treatment_emergent is None:
+        return []
+    return [{"url": TREATMENT_EMERGENT, "valueBoolean": record.treatment_emergent}]
+
+
 def _serious(record: AdverseEventRecord, out: Mapped) -> bool | None:
     if record.serious is not None:
         return record.serious
     if any(record.criteria.get(c) for c in ICH_CRITERIA):
-        out.warnings.append(f"{_col(record, 'serious')} is blank but a seriousness criterion is "
-                            "met: written as serious")
-        return True
+        return True  # the source's finding ae-seriousness-blank-criterion-met says so
     out.warnings.append(f"{_col(record, 'serious')} not given: no seriousness written")
     return None
 
 
 def _outcome(record: AdverseEventRecord, out: Mapped) -> str | None:
     """AEOUT, or FATAL from AESDTH=Y when AEOUT is blank (joint mapping IG); a contradiction
-    keeps AEOUT and says so."""
-    death = record.criteria.get("AESDTH")
-    column = _col(record, "outcome")
-    if record.outcome is None and death:
-        out.warnings.append(f"{column} is blank and the event resulted in death: outcome fatal")
+    keeps AEOUT (the source reported it as a finding)."""
+    if record.outcome is None and record.criteria.get("AESDTH"):
+        out.warnings.append(f"{_col(record, 'outcome')} is blank and the event resulted in "
+                            "death: outcome fatal")
         return "FATAL"
-    if death and record.outcome != "FATAL":
-        out.warnings.append(f"event resulted in death but {column} is {record.outcome}: "
-                            f"kept {column}")
-    elif death is False and record.outcome == "FATAL":
-        out.warnings.append(f"{column} is FATAL but the death criterion is N: kept {column}")
     return record.outcome
 
 

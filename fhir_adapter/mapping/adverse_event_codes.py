@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..conceptmaps import all_maps, lookup, translate
-from ..sources.adverse_event import CRITERIA, AdverseEventRecord
-from ..validation import FhirVersion
+from ..records import CRITERIA, ICH_CRITERIA, AdverseEventRecord
+from ..versions import FhirVersion
 from . import Mapped
 
 BACKPORT = "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/"
 AE_RESEARCH = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/"
-ICH_CRITERIA = CRITERIA[:6]  # AESCAN and AESOD are older, non-ICH flags
 
 
 class Codes:
@@ -61,15 +60,14 @@ class Codes:
         return [_concept("sdtm-aeacn-action-taken", a) for a in self.record.actions]
 
     def criteria(self, base: str, serious: bool | None) -> list[dict]:
-        """seriousness-criteria extensions: only for serious events (IG invariant
-        aeClinRes-seriousness-1), one per criterion the source assessed."""
+        """seriousness-criteria extensions, one per criterion the source assessed: for serious
+        events (IG invariant aeClinRes-seriousness-1), and for any event with a criterion met:
+        an event recorded not serious with a Y flag keeps its flags, as recorded (the source
+        reported that contradiction as a finding and the event is tagged)."""
         given = self.record.criteria
-        if not serious:
-            for flag in (c for c, v in given.items() if v):
-                self.out.warnings.append(f"{flag} is Y on an event not marked serious: "
-                                         "not written (criteria go with serious events)")
+        if not serious and not any(given.values()):
             return []
-        if not any(c in given for c in ICH_CRITERIA):
+        if serious and not any(c in given for c in ICH_CRITERIA):
             self.out.warnings.append("serious event without any seriousness criterion given")
         out = []
         for flag in CRITERIA:

@@ -11,8 +11,8 @@ from functools import cache
 from typing import Any
 
 from ..conceptmaps import get_map
-from ..validation import FhirVersion
-from .adverse_event import AE_RESEARCH, BACKPORT, XVER_OCCURRENCE
+from ..versions import FhirVersion
+from .adverse_event import AE_RESEARCH, BACKPORT, TREATMENT_EMERGENT, XVER_OCCURRENCE
 
 
 @cache
@@ -45,7 +45,7 @@ def _extensions(resource: dict, url: str) -> list[dict]:
 def fhir_to_record(resource: dict[str, Any], version: FhirVersion) -> dict[str, Any]:
     """The safety facts of one AdverseEvent: serious (bool), criteria ({SDTM flag: bool}),
     severity, grade (int), outcome, relatedness, actions (CDISC terms), onset/end/recorded
-    (FHIR text), expected, subject, study, term."""
+    (FHIR text), expected, treatment_emergent, subject, study, term."""
     facts = safety_facts(resource, version)
     if version == "R4":
         period = next((e["valuePeriod"] for e in _extensions(resource, XVER_OCCURRENCE)), {})
@@ -69,6 +69,8 @@ def fhir_to_record(resource: dict[str, Any], version: FhirVersion) -> dict[str, 
         "actions": [_source("sdtm-aeacn-action-taken", cc) for cc in actions],
         "onset": onset, "end": end, "recorded": resource.get("recordedDate"),
         "expected": expected,
+        "treatment_emergent": next((e["valueBoolean"] for e in
+                                    _extensions(resource, TREATMENT_EMERGENT)), None),
     }
 
 

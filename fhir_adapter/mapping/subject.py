@@ -26,12 +26,13 @@ Field table (SDTM DM/DS/SUPPDM | our format -> FHIR, R4 and R5 unless said):
                               -> period.start; R5 progress {screening, informedConsentSigned}
   RFSTDTC | enrollment_date   -> period.start when there is no consent date;
                                  R5 progress {on-study, reason enrolled}
-  DS DSDECOD/DSSTDTC/DSSEQ | status, status_date, end_reason
+  DS DSDECOD/DSTERM/DSSTDTC/DSSEQ | status, status_date, end_reason
                               -> R4 status = the state after the latest event; R5 progress
                                  entries: subjectState, milestone, reason, startDate, endDate
                                  (= the next state's start), by ConceptMap (subject_course)
   RFPENDTC | end_date, else the final disposition's date, else RFENDTC
                               -> period.end (only once the course has ended)
+  data-quality findings       -> meta.tag {data-quality system, rule id} on both resources
 
 Decisions:
 - No name, MRN, address line, telecom or full birth date is ever produced. The subject id is
@@ -45,7 +46,11 @@ Decisions:
   period.start (and an R5 progress entry).
 - Dates keep their precision; times of day without an offset get `timezone` or are cut to the
   date (fhir_adapter.dates). With `deidentify_dates`, period and progress dates keep the year.
-- SDTM DSTERM (verbatim) is not carried, as free text may identify; the reason text is DSDECOD.
+- SDTM DSTERM (the verbatim reason) is the text of the R5 progress reason, beside the coded
+  DSDECOD (the text is DSDECOD when DSTERM is blank). R4 has no place for a reason: the
+  status carries the state only.
+- Analysis populations (SUPPDM ITT, SAFETY, ...) are Groups of the study (mapping.population),
+  made once every subject is read (pipeline.enrollments).
 """
 
 from __future__ import annotations
@@ -53,11 +58,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from .. import ids
+from .. import findings, ids
 from ..conceptmaps import translate
 from ..dates import ParsedDate, is_after, to_fhir_datetime
-from ..sources.enrollment import EnrollmentRecord
-from ..validation import FhirVersion
+from ..records import EnrollmentRecord
+from ..versions import FhirVersion
 from . import Mapped
 from .subject_course import (
     DISPLAY,
@@ -116,7 +121,8 @@ def map_subject(record: EnrollmentRecord, version: FhirVersion, *, today: date,
     patient = _patient(record, patient_id, identifiers, steps, today, warn)
     subject: dict[str, Any] = {
         "resourceType": "ResearchSubject",
-        "id": ids.resource_id("ResearchSubject", subject_system, record.subject_id)}
+        "id": ids.resource_id("ResearchSubject", subject_system, record.subject_id),
+        **findings.meta(record.findings)}
     if record.site_id:
         _, value = ids.study_key(record.study)
         subject["extension"] = [{"url": SITE_EXTENSION, "valueIdentifier": {
@@ -153,7 +159,8 @@ def map_subject(record: EnrollmentRecord, version: FhirVersion, *, today: date,
 
 def _patient(record: EnrollmentRecord, patient_id: str, identifiers: list[dict[str, Any]],
              steps: list[Step], today: date, warn: list[str]) -> dict[str, Any]:
-    patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_id}
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_id,
+                               **findings.meta(record.findings)}
     extensions = [e for e in (_race(record, warn), _ethnicity(record, warn)) if e]
     age = _age(record, warn)
     if age:
@@ -262,8 +269,11 @@ def _progress(steps: list[Step], when: Any) -> list[dict[str, Any]]:
                      "milestone": _concept(MILESTONE, step.milestone.code or "",
                                            step.milestone.display)}
             entries.append(entry | ({"startDate": start} if start else {}))
-        if not step.state or (last_state and last_state["subjectState"]["coding"][0]["code"]
-                              == step.state):
+        if not step.state:
+            continue
+        if last_state and last_state["subjectState"]["coding"][0]["code"] == step.state:
+            if step.reason_text:  # the same state again: its reason text is not dropped
+                last_state.setdefault("reason", {}).setdefault("text", step.reason_text)
             continue
         if last_state is not None and start and "startDate" in last_state:
             last_state["endDate"] = start

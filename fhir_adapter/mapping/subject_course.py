@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 from ..conceptmaps import Target, translate
 from ..dates import ParsedDate
-from ..sources.enrollment import CourseEvent, EnrollmentRecord
-from ..validation import FhirVersion
+from ..records import CourseEvent, EnrollmentRecord
+from ..versions import FhirVersion
 
 R4_STATE = "http://hl7.org/fhir/research-subject-status"
 R5_STATE = "http://terminology.hl7.org/CodeSystem/research-subject-state"
@@ -73,8 +73,10 @@ def course(record: EnrollmentRecord, version: FhirVersion, fields: dict[str, str
                                   item[1].date.sort_key() if item[1].date else (),
                                   item[0], item[1].seq))
     steps = [s for s in (_step(e, f, version, warn, rank < 2) for rank, e, f in events) if s]
-    if record.end_date and not any(s.state in END_STATES for s in steps):
-        # Participation ended, with no disposition saying how.
+    ongoing = any(e.category == "status" for e in record.events)
+    if record.end_date and not ongoing and not any(s.state in END_STATES for s in steps):
+        # Participation ended, with no disposition saying how. (An end date beside a status
+        # that has not ended is a finding of the source: the status stays as recorded.)
         reason = _reason(record.end_reason, None, "enrollment")
         steps.append(Step(record.end_date, fields["end"], "off-study", DISPLAY["off-study"],
                           None, reason, record.end_reason))
@@ -92,9 +94,14 @@ def _step(event: CourseEvent, field: str, version: FhirVersion, warn: list[str],
         label = "DSDECOD" if event.vocabulary == "sdtm" else "status"
         warn.append(f"{label} {event.term!r} is not in ConceptMap {map_id}: event not used")
         return None
-    reason = _reason(event.text, event.term, event.vocabulary)
-    # DSDECOD is the reason's text; the terms this module stands in for dates are not.
-    text = event.text or (event.term if event.vocabulary == "sdtm" and not implicit else None)
+    # SDTM: DSDECOD is the coded reason, DSTERM (the verbatim reason) its text, else DSDECOD;
+    # our format: end_reason may be a CDISC term (then coded) and is the text. The terms this
+    # module stands in for dates have no text.
+    sdtm = event.vocabulary == "sdtm"
+    reason = _reason(None if sdtm else event.text, event.term, event.vocabulary)
+    text = event.text or (event.term if sdtm and not implicit else None)
+    if sdtm and reason is None and event.text and event.text != event.term:
+        text = f"{event.term}: {event.text}"  # no coding holds DSDECOD: the text does
     return Step(event.date, field, state.code if state else None,
                 state.display if state else None, milestone, reason, text)
 

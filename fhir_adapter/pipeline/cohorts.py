@@ -14,7 +14,8 @@ from ..errors import Gone, InvalidResource, NotFound
 from ..mapping.cohort import cohort_group
 from ..store.base import SearchQuery, Store
 from ..store.values import split_reference
-from ..validation import FhirVersion, validate
+from ..validation import validate
+from ..versions import FhirVersion
 
 PAGE = 1000
 

@@ -19,7 +19,7 @@ from ..store.base import SearchQuery, Store, Stored
 from ..store.reading import since_instant
 from ..store.scope import reference_texts, targets
 from ..store.searchparams import RESOURCE_TYPES, search_params
-from ..validation import FhirVersion
+from ..versions import FhirVersion
 
 PATIENT_PARAMS = ("patient", "subject", "individual")
 CHUNK = 100  # ids per search: a URL-sized OR list

@@ -7,64 +7,23 @@ has subject_id and verbatim_term. Rows stream one at a time; SUPPAE is read into
 (one dict entry per supplemental qualifier). A bad row becomes an `InputError` in the stream
 (file, row, column, what was expected) so a caller can stop or skip it; a bad file raises.
 
-Records hold source facts only, in one vocabulary: CDISC terms upper-case (MILD, RECOVERED/
-RESOLVED, DRUG WITHDRAWN), seriousness criteria keyed by SDTM variable (AESDTH ...), dates
-as the source text (checked by `fhir_adapter.dates`). Nothing FHIR-specific happens here.
+Records (`fhir_adapter.records`) hold source facts only, in one vocabulary: CDISC terms
+upper-case, seriousness criteria keyed by SDTM variable (AESDTH ...), dates as the source text
+(checked by `fhir_adapter.dates`), and the data-quality findings of the row
+(`adverse_event_checks.py`). Nothing FHIR-specific happens here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..records import CRITERIA, AdverseEventRecord, MeddraTerm  # noqa: F401 (re-exported)
+from .adverse_event_sdtm import VOCABULARY, parse_sdtm_row, sdtm_records  # noqa: F401
 from .suppae import read_suppae
-from .tabular import Row, columns, is_xpt
-
-CRITERIA = ("AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE", "AESCAN", "AESOD")
-MEDDRA_LEVELS = ("llt", "pt", "hlt", "hlgt", "soc", "bodySystem")
-
-# Record field -> ConceptMap whose source codes are the accepted values.
-VOCABULARY = {"severity": "sdtm-aesev-severity", "outcome": "sdtm-aeout-outcome-r4",
-              "relatedness": "sdtm-aerel-relatedness", "action": "sdtm-aeacn-action-taken"}
-
-
-@dataclass(frozen=True)
-class MeddraTerm:
-    """One level of the MedDRA hierarchy as the source gives it (term, code or both)."""
-
-    level: str  # llt | pt | hlt | hlgt | soc | bodySystem
-    term: str | None
-    code: str | None
-
-
-@dataclass
-class AdverseEventRecord:
-    """One adverse event as the source states it, with where it came from."""
-
-    file: str
-    row: int
-    study: str
-    subject_id: str
-    event_key: str  # AESEQ or our event_id: unique per subject
-    verbatim_term: str
-    columns: dict[str, str]  # record field -> source column, for messages
-    sponsor_id: str | None = None  # AESPID
-    meddra: tuple[MeddraTerm, ...] = ()
-    categories: tuple[str, ...] = ()
-    severity: str | None = None
-    grade: int | None = None
-    serious: bool | None = None
-    criteria: dict[str, bool] = field(default_factory=dict)
-    onset: str | None = None
-    end: str | None = None
-    recorded: str | None = None
-    outcome: str | None = None
-    relatedness: str | None = None
-    actions: tuple[str, ...] = ()
-    expected: bool | None = None
-    intervention: str | None = None
+from .tabular import columns, is_xpt
 
 
 @dataclass
@@ -81,8 +40,6 @@ def open_adverse_events(path: str | Path, supplemental: str | Path | None = None
                         study: str | None = None) -> AdverseEventSource:
     """Detect the format of `path` and return its record stream (lazy: nothing is read yet
     beyond the header and SUPPAE)."""
-    from .adverse_event_sdtm import sdtm_records
-
     path = Path(path)
     if not path.is_file():
         raise InputError(str(path), "no such file")
@@ -110,7 +67,8 @@ def _format_file(path: Path, kind: str, study: str | None, warnings: list[str]
     # Imported here: it loads jsonschema, which SDTM input does without (50 ms a process).
     from .adverse_event_format import open_format_file
 
-    return open_format_file(path, kind, study, warnings)
+    found, records = open_format_file(path, kind, study)
+    return AdverseEventSource(path, found, records, warnings)
 
 
 def _looks_tabular(path: Path) -> bool:
@@ -118,10 +76,3 @@ def _looks_tabular(path: Path) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     return not head.startswith((b"[", b"{"))
-
-
-def parse_sdtm_row(row: Row, study: str | None = None) -> AdverseEventRecord:
-    """One SDTM AE row (no SUPPAE) -> record; InputError naming the row and column."""
-    from .adverse_event_sdtm import parse_sdtm_row as parse
-
-    return parse(row, study)

@@ -3,7 +3,10 @@
 
 Each row or object is coerced from text first (CSV cells are text; JSON may hold "Y" or "3"
 as well), then validated against the published JSON Schema, so the schema is the one place
-that says what is accepted. Errors name the file, the row (CSV data row, array item or JSON
+that says what is accepted. Values that contradict each other (not serious, yet a criterion
+met; a fatal outcome not resulting in death, ...) are not the schema's to refuse: they are
+findings, mapped as recorded (the table in `adverse_event_checks.py`); an end date before
+the onset stays an error. Errors name the file, the row (CSV data row, array item or JSON
 Lines line, from 1), the column and what was expected.
 """
 
@@ -18,7 +21,8 @@ import orjson
 
 from ..dates import DateParseError, is_after, parse_date
 from ..errors import InputError
-from .adverse_event import AdverseEventRecord, AdverseEventSource, MeddraTerm
+from ..records import AdverseEventItem, AdverseEventRecord, MeddraTerm
+from .adverse_event_checks import ae_findings
 from .schemas import input_schema, input_validator
 from .tabular import columns, read_rows
 
@@ -31,7 +35,9 @@ COLUMNS = {"study": "study_id", "subject_id": "subject_id", "event_key": "event_
            "grade": "ctcae_grade", "serious": "serious", "onset": "onset_date",
            "end": "end_date", "recorded": "recorded_date", "outcome": "outcome",
            "relatedness": "relatedness", "actions": "action_taken", "expected": "expected",
-           "intervention": "intervention"}
+           "intervention": "intervention", "treatment_emergent": "treatment_emergent"}
+# SDTM variable -> our column, for findings' messages.
+_OUR_COLUMN = {"AESER": "serious", "AEOUT": "outcome", **{v: c for c, v in CRITERIA.items()}}
 _TRUE = {"y", "yes", "true", "1"}
 _FALSE = {"n", "no", "false", "0"}
 
@@ -45,18 +51,19 @@ def _validator() -> jsonschema.Draft202012Validator:
     return input_validator("adverse-event")
 
 
-def open_format_file(path: Path, kind: str, study: str | None,
-                     warnings: list[str]) -> AdverseEventSource:
-    """The record stream of a file in our format; `kind` is "csv" or "json" (JSON or JSONL)."""
+def open_format_file(path: Path, kind: str, study: str | None
+                     ) -> tuple[str, Iterator[AdverseEventItem]]:
+    """(format, record stream) of a file in our format; `kind` is "csv" or "json" (the
+    format found is "json" or "jsonl")."""
     if kind == "csv":
         unknown = [c for c in columns(path) if c not in schema()["properties"]]
         if unknown:
             raise InputError(str(path), f"unknown column(s) {', '.join(unknown)}: expected "
                              f"{', '.join(schema()['properties'])}", field_name=unknown[0])
         items = ((row.number, row.values) for row in read_rows(path))
-        return AdverseEventSource(path, "csv", _records(path, items, study), warnings)
+        return "csv", _records(path, items, study)
     kind, items = _json_items(path)
-    return AdverseEventSource(path, kind, _records(path, items, study), warnings)
+    return kind, _records(path, items, study)
 
 
 def _json_items(path: Path) -> tuple[str, Iterator[tuple[int, Any]]]:
@@ -94,7 +101,7 @@ def _lines(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _records(path: Path, items: Iterator[tuple[int, Any]],
-             study: str | None) -> Iterator[AdverseEventRecord | InputError]:
+             study: str | None) -> Iterator[AdverseEventItem]:
     for number, item in items:
         try:
             yield to_record(str(path), number, item, study)
@@ -125,6 +132,10 @@ def to_record(file: str, number: int, item: Any, study: str | None) -> AdverseEv
     record_study = study or data.get("study_id")
     if not record_study:
         raise InputError(file, "required value is missing (or give --study)", number, "study_id")
+    criteria = {var: data[col] for col, var in CRITERIA.items() if col in data}
+    outcome = _upper(data.get("outcome"))
+    findings = ae_findings(file, number, data.get("serious"), criteria, outcome,
+                           lambda name: _OUR_COLUMN.get(name, name))
     meddra = tuple(MeddraTerm(level, data.get(f"meddra_{level}_term"),
                               data.get(f"meddra_{level}_code"))
                    for level in ("llt", "pt", "soc")
@@ -134,13 +145,13 @@ def to_record(file: str, number: int, item: Any, study: str | None) -> AdverseEv
         event_key=data["event_id"], verbatim_term=data["verbatim_term"], columns=COLUMNS,
         meddra=meddra, categories=tuple(c for c in [data.get("category")] if c),
         severity=_upper(data.get("severity")), grade=data.get("ctcae_grade"),
-        serious=data.get("serious"),
-        criteria={var: data[col] for col, var in CRITERIA.items() if col in data},
+        serious=data.get("serious"), criteria=criteria,
         onset=data.get("onset_date"), end=data.get("end_date"),
-        recorded=data.get("recorded_date"), outcome=_upper(data.get("outcome")),
+        recorded=data.get("recorded_date"), outcome=outcome,
         relatedness=_upper(data.get("relatedness")),
         actions=tuple(a.upper() for a in data.get("action_taken", ())),
-        expected=data.get("expected"), intervention=data.get("intervention"))
+        expected=data.get("expected"), intervention=data.get("intervention"),
+        treatment_emergent=data.get("treatment_emergent"), findings=findings)
 
 
 def _upper(value: Any) -> str | None:

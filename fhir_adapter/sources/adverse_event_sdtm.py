@@ -4,6 +4,11 @@ Checks run in a fixed order, so a bad row names the same column every time: USUB
 SUPPAE, AESER and the criteria flags, AETOXGR, AEACN, AESTDTC/AEENDTC (and their order),
 STUDYID, AETERM, MedDRA codes, AESEV, AEDTC, AEOUT, AEREL. Values that repeat row after row
 (flags, controlled terms, date pairs) are answered from small tables and caches.
+
+Cross-field checks and which are findings (mapped as recorded) or errors: the table in
+`adverse_event_checks.py`. SUPPAE qualifiers: AE variables fill the row's blanks (a different
+value is a finding, the AE row's kept), AEACNn are further actions, AETRTEM (treatment
+emergent, Y/N) is `treatment_emergent`; any other QNAM is warned about, not mapped.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from typing import Any
 from ..conceptmaps import all_maps, source_codes
 from ..dates import DateParseError, is_after, parse_date
 from ..errors import InputError
-from .adverse_event import CRITERIA, VOCABULARY, AdverseEventRecord, MeddraTerm
+from ..records import CRITERIA, AdverseEventRecord, Finding, MeddraTerm
+from .adverse_event_checks import ae_findings
 from .suppae import id_value
 from .tabular import Row, read_rows
 
+# Record field -> ConceptMap whose source codes are the accepted values.
+VOCABULARY = {"severity": "sdtm-aesev-severity", "outcome": "sdtm-aeout-outcome-r4",
+              "relatedness": "sdtm-aerel-relatedness", "action": "sdtm-aeacn-action-taken"}
 # SDTM variable -> record field, for error messages and the unused-column warning.
 SDTM_FIELDS = {
     "STUDYID": "study", "USUBJID": "subject_id", "AESEQ": "event_key", "AESPID": "sponsor_id",
@@ -77,10 +86,11 @@ def _sdtm_record(row: Row, supp: dict, study: str | None, used: set,
     seq = _integer(row, "AESEQ", values.get("AESEQ"))
     if seq is None:
         raise row.error("AESEQ", "required value is missing (the event key per subject)")
-    actions = _merge_suppae(row, values, supp, subject, seq, used, unknown_qnams)
+    found: list[Finding] = []
+    actions, emergent = _merge_suppae(row, values, supp, subject, seq, used, unknown_qnams,
+                                      found)
     serious = _flag(row, "AESER", values.get("AESER"))
     criteria = _criteria(row, values)
-    _check_criteria(row, serious, criteria, "AESER")
     grade = _integer(row, "AETOXGR", values.get("AETOXGR"))
     if grade is not None and not 1 <= grade <= 5:
         raise row.error("AETOXGR", f"expected a CTCAE grade 1-5, got {values['AETOXGR']!r}")
@@ -92,6 +102,8 @@ def _sdtm_record(row: Row, supp: dict, study: str | None, used: set,
     onset = _date(row, "AESTDTC", values.get("AESTDTC"))
     end = _date(row, "AEENDTC", values.get("AEENDTC"))
     _check_order(row, onset, end, "AEENDTC")
+    outcome = _term(row, "AEOUT", values.get("AEOUT"), "outcome")
+    found.extend(ae_findings(row.file, row.number, serious, criteria, outcome, str))
     return AdverseEventRecord(
         file=row.file, row=row.number, study=_study(row, values, study), subject_id=subject,
         event_key=str(seq), verbatim_term=_required(row, values, "AETERM"),
@@ -102,9 +114,9 @@ def _sdtm_record(row: Row, supp: dict, study: str | None, used: set,
         severity=_term(row, "AESEV", values.get("AESEV"), "severity"), grade=grade,
         serious=serious, criteria=criteria, onset=onset, end=end,
         recorded=_date(row, "AEDTC", values.get("AEDTC")),
-        outcome=_term(row, "AEOUT", values.get("AEOUT"), "outcome"),
+        outcome=outcome,
         relatedness=_term(row, "AEREL", values.get("AEREL"), "relatedness"),
-        actions=action_list)
+        actions=action_list, treatment_emergent=emergent, findings=tuple(found))
 
 
 def _criteria(row: Row, values: dict) -> dict[str, bool]:
@@ -134,11 +146,14 @@ def parse_sdtm_row(row: Row, study: str | None = None) -> AdverseEventRecord:
 
 
 def _merge_suppae(row: Row, values: dict, supp: dict, subject: str, seq: int, used: set,
-                  unknown_qnams: dict[str, int]) -> tuple[str, ...]:
-    """Fold this row's SUPPAE qualifiers in: AE variables fill blanks, AEACNn are actions."""
+                  unknown_qnams: dict[str, int], found: list[Finding]
+                  ) -> tuple[tuple[str, ...], bool | None]:
+    """Fold this row's SUPPAE qualifiers in: AE variables fill blanks (a conflict is a
+    finding), AEACNn are actions, AETRTEM the treatment-emergent flag."""
     if not supp:
-        return ()
+        return (), None
     actions: list[tuple[int, str]] = []
+    emergent = None
     keys = [(subject, "AESEQ", str(seq))]
     if values.get("AESPID"):
         keys.append((subject, "AESPID", id_value(values["AESPID"])))
@@ -150,13 +165,17 @@ def _merge_suppae(row: Row, values: dict, supp: dict, subject: str, seq: int, us
             if _ACN_QNAM.fullmatch(qnam):
                 term = _term(row, qnam, qval, "action")
                 actions.append((int(qnam[5:]), term or ""))
+            elif qnam == "AETRTEM":
+                emergent = _flag(row, "AETRTEM", qval)
             elif qnam in SDTM_FIELDS:
-                if values.get(qnam) not in (None, qval):
-                    raise row.error(qnam, f"AE has {values[qnam]!r} but SUPPAE says {qval!r}")
-                values[qnam] = qval
+                if values.get(qnam) in (None, qval):
+                    values[qnam] = qval
+                else:
+                    found.append(Finding(row.file, row.number, qnam, "ae-supplemental-conflict",
+                                         f"AE has {values[qnam]!r} but SUPPAE says {qval!r}"))
             else:
                 unknown_qnams[qnam] = unknown_qnams.get(qnam, 0) + 1
-    return tuple(term for _, term in sorted(actions) if term)
+    return tuple(term for _, term in sorted(actions) if term), emergent
 
 
 def _study(row: Row, values: dict, study: str | None) -> str:
@@ -265,12 +284,3 @@ def _check_order(row: Row, onset: str | None, end: str | None, end_column: str) 
 @lru_cache(maxsize=8192)  # onset/end pairs repeat across subjects
 def _ends_before(onset: str, end: str) -> bool:
     return is_after(parse_date(onset), parse_date(end))
-
-
-def _check_criteria(row: Row, serious: bool | None, criteria: dict[str, bool],
-                    serious_column: str) -> None:
-    """A criterion met on an event marked not serious is a contradiction, not a choice."""
-    if serious is False:
-        met = [c for c, v in criteria.items() if v and c not in ("AESCAN", "AESOD")]
-        if met:
-            raise row.error(serious_column, f"N (not serious) but {met[0]} is Y")

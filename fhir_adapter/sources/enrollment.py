@@ -10,13 +10,26 @@ Rows are read one at a time, so memory stays flat however long the file (a JSON 
 the exception: it is parsed whole; use JSON Lines or CSV for large files). A bad row becomes an
 `InputError` naming file, row, column and what was expected; it is yielded in place of the
 record, so a caller may stop at it or skip it. Problems with the file itself are raised.
+
+Cross-field checks of our format (SDTM DM/DS: `sdtm_dm.py`), findings or errors:
+
+  check                                          decision  rule / why
+  end_date or end_reason with a status that is   finding   enrollment-end-with-ongoing-status:
+    not completed/withdrawn/discontinued/                  the status is kept, end_date ends
+    screen-failure                                         the period, end_reason is the text
+                                                           of the status's reason (R5)
+  consent_date, enrollment_date, status_date,    finding   enrollment-dates-out-of-order: each
+    end_date not in that order                             date kept where it maps; a period
+                                                           ending before its start leaves the
+                                                           end out (per-1), R5 progress keeps it
+  a date that does not parse, a value outside    error     nothing valid to build from it
+    the schema, no study
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,8 +39,15 @@ import orjson
 
 from ..dates import DateParseError, ParsedDate, is_after, parse_date
 from ..errors import InputError
+from ..records import (  # noqa: F401 (CourseEvent, EnrollmentRecord re-exported)
+    CourseEvent,
+    EnrollmentItem,
+    EnrollmentRecord,
+    Finding,
+)
 from .quickcheck import compile_schema
 from .schemas import input_schema, input_validator
+from .sdtm_dm import read_sdtm
 from .tabular import columns, read_rows
 
 END_STATUSES = frozenset({"screen-failure", "completed", "withdrawn", "discontinued"})
@@ -38,54 +58,7 @@ _DOCUMENT_KEYS = frozenset({"description", "study", "enrollments"})
 _INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
 
 
-@dataclass(frozen=True)
-class CourseEvent:
-    """One step of a subject's course: an SDTM DS row, or the status of our format."""
-
-    term: str  # SDTM DSDECOD, or our status code
-    vocabulary: str  # "sdtm" (DSDECOD) | "enrollment" (our status)
-    category: str  # "disposition" | "milestone" | "status"
-    date: ParsedDate | None
-    text: str | None  # our end_reason (SDTM: None, see mapping.subject)
-    seq: float  # DSSEQ: order of events on the same date
-    file: str
-    row: int
-
-
-@dataclass(frozen=True)
-class EnrollmentRecord:
-    """One subject of one study, format-neutral; dates stay as parsed ISO 8601 values."""
-
-    file: str
-    row: int
-    format: str  # "enrollment" | "sdtm"
-    study: str
-    subject_id: str
-    subject_number: str | None = None  # SDTM SUBJID
-    site_id: str | None = None
-    arm: str | None = None
-    arm_code: str | None = None
-    actual_arm: str | None = None
-    actual_arm_code: str | None = None
-    consent_date: ParsedDate | None = None  # RFICDTC / consent_date
-    start_date: ParsedDate | None = None  # RFSTDTC / enrollment_date
-    end_date: ParsedDate | None = None  # RFPENDTC / end_date
-    treatment_end_date: ParsedDate | None = None  # RFENDTC
-    events: tuple[CourseEvent, ...] = ()
-    end_reason: str | None = None
-    sex: str | None = None
-    birth_year: int | None = None
-    age: float | None = None
-    age_unit: str | None = None  # SDTM AGEU; our format: YEARS
-    races: tuple[str, ...] = ()
-    ethnicity: str | None = None
-    country: str | None = None
-    death_flag: bool = False
-    death_date: ParsedDate | None = None
-    unmapped: tuple[str, ...] = ()  # source facts no field holds, for the mapping's warnings
-
-
-Item = EnrollmentRecord | InputError
+Item = EnrollmentItem
 
 
 def schema() -> dict[str, Any]:
@@ -135,8 +108,6 @@ def read_enrollments(path: str | Path, *, disposition: str | Path | None = None,
     order; `study` (an NCT id or sponsor study id) takes precedence over the file's own."""
     kind = detect_format(path)
     if kind == "sdtm":
-        from .sdtm_dm import read_sdtm
-
         yield from read_sdtm(Path(path), disposition, supplemental, study)
         return
     for option, value in (("--disposition", disposition), ("--supplemental", supplemental)):
@@ -233,7 +204,7 @@ def parse_record(values: dict[str, Any], file: str, row: int, study: str | None 
         raise InputError(file, "expected the study (an NCT id or sponsor study id) in a study "
                          "column, the JSON document, or --study", row, "study")
     status = data.get("status")
-    _check_course(status, data, dates, file, row)
+    findings = _check_course(status, data, dates, file, row)
     events: tuple[CourseEvent, ...] = ()
     if status:
         when = dates.get("status_date") or (dates.get("end_date") if status in END_STATUSES
@@ -249,7 +220,7 @@ def parse_record(values: dict[str, Any], file: str, row: int, study: str | None 
         sex=data.get("sex"), birth_year=data.get("birth_year"),
         age=float(data["age"]) if "age" in data else None,
         age_unit="YEARS" if "age" in data else None, races=tuple(data.get("race", ())),
-        ethnicity=data.get("ethnicity"), country=data.get("country"))
+        ethnicity=data.get("ethnicity"), country=data.get("country"), findings=findings)
 
 
 def _clean(values: dict[str, Any], from_text: bool) -> dict[str, Any]:
@@ -298,18 +269,23 @@ def _describe(error: jsonschema.ValidationError, data: dict[str, Any]) -> tuple[
 
 
 def _check_course(status: str | None, data: dict[str, Any], dates: dict[str, ParsedDate],
-                  file: str, row: int) -> None:
-    """Facts of one row that contradict each other are a bad row, not a guess."""
+                  file: str, row: int) -> tuple[Finding, ...]:
+    """Facts of one row that contradict each other: findings, mapped as recorded (the table
+    in the module docstring)."""
+    found = []
     if status and status not in END_STATUSES:
         for name in ("end_date", "end_reason"):
             if name in data:
-                raise InputError(file, f"expected no {name} with status {status!r} ({name} goes "
-                                 "with completed, withdrawn, discontinued or screen-failure)",
-                                 row, name)
+                found.append(Finding(file, row, name, "enrollment-end-with-ongoing-status",
+                                     f"{name} {data[name]!r} with status {status!r} ({name} "
+                                     "goes with completed, withdrawn, discontinued or "
+                                     "screen-failure)"))
     order = [("consent_date", "enrollment_date"), ("consent_date", "end_date"),
              ("enrollment_date", "end_date"), ("consent_date", "status_date"),
              ("enrollment_date", "status_date")]
     for earlier, later in order:
         if earlier in dates and later in dates and is_after(dates[earlier], dates[later]):
-            raise InputError(file, f"expected {later} on or after {earlier} "
-                             f"({data[earlier]}), got {data[later]}", row, later)
+            found.append(Finding(file, row, later, "enrollment-dates-out-of-order",
+                                 f"{later} {data[later]} is before {earlier} "
+                                 f"{data[earlier]}"))
+    return tuple(found)

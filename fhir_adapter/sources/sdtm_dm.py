@@ -7,10 +7,28 @@ file is not sorted by USUBJID, that file's rows are grouped in memory instead.
 
 What is read: DM USUBJID, SUBJID, STUDYID, SITEID, ARM/ARMCD, ACTARM/ACTARMCD, RFICDTC, RFSTDTC,
 RFENDTC, RFPENDTC, DTHFL/DTHDTC, BRTHDTC (its year only), AGE/AGEU, SEX, RACE, ETHNIC, COUNTRY;
-DS DSDECOD, DSCAT, DSSTDTC, DSSEQ; SUPPDM RACEn (further races of a MULTIPLE-race subject).
-DS rows of DSCAT "OTHER EVENT" (e.g. FINAL LAB VISIT) are not part of the subject's course and
-are not read. DSTERM (verbatim free text) is not read: it may identify the subject. Other SUPPDM
+DS DSDECOD, DSTERM (the verbatim reason, kept beside DSDECOD), DSCAT, DSSTDTC, DSSEQ; SUPPDM
+RACEn (further races of a MULTIPLE-race subject) and the analysis population flags (POPULATIONS:
+ITT, SAFETY, EFFICACY, COMPLT8, ... = Y; N is not a membership). DS rows of DSCAT "OTHER EVENT"
+(e.g. FINAL LAB VISIT) are not part of the subject's course and are not read. Other SUPPDM
 qualifiers are passed on as `unmapped`, so the mapping reports them.
+
+Cross-field checks (rule ids: fhir_adapter.findings), findings or errors:
+
+  check                                      decision  rule / why
+  DTHDTC given, DTHFL not Y                  finding   dm-death-date-without-flag: the death
+                                                       date is mapped (deceasedDateTime)
+  DS DSDECOD DEATH, DTHFL not Y              finding   dm-death-disposition-without-flag: the
+                                                       subject is written deceased
+  RFSTDTC after RFENDTC                      finding   dm-reference-start-after-end: both kept
+                                                       where they map
+  RFICDTC after RFSTDTC                      finding   dm-consent-after-start: both kept
+  DS/SUPPDM rows of a USUBJID DM lacks       error     no subject to attach them to
+  the same USUBJID twice in DM               error     one Patient id for two subjects
+  no USUBJID / no STUDYID, DSDECOD missing,  error     required value missing or unparseable:
+  a date or number that does not parse,                nothing valid to build from it
+  DTHFL not Y/N/blank, DSCAT unknown,
+  SUPPDM RDOMAIN not DM
 """
 
 from __future__ import annotations
@@ -19,9 +37,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..dates import DateParseError, ParsedDate, parse_date
+from ..dates import DateParseError, ParsedDate, is_after, parse_date
 from ..errors import InputError
-from .enrollment import CourseEvent, EnrollmentRecord, Item
+from ..records import CourseEvent, EnrollmentRecord, Finding, Population
+from ..records import EnrollmentItem as Item
 from .tabular import Row, columns, read_rows
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -29,6 +48,10 @@ _DSCAT = {"DISPOSITION EVENT": "disposition", "PROTOCOL MILESTONE": "milestone",
           "OTHER EVENT": None}
 _EXTRA_RACE = re.compile(r"RACE[0-9]+")
 _NEEDS = {"DS": ("USUBJID", "DSDECOD"), "SUPPDM": ("USUBJID", "QNAM", "QVAL")}
+# SUPPDM analysis population flags (SDTMIG 3.x Appendix C: ITT, SAFETY, EFFICACY, PPROT;
+# the CDISC pilot's COMPLTnn "completers of week nn"): Y makes the subject a member.
+POPULATIONS = re.compile(r"ITT|SAFETY|EFFICACY|PPROT|FULLSET|PKPOP|RANDOM|COMPLT[0-9]+")
+_YES_NO = {"Y": True, "N": False}
 
 
 def read_sdtm(dm: Path, ds: str | Path | None, supp: str | Path | None,
@@ -154,6 +177,7 @@ def _record(row: Row, ds_rows: list[Row], supp_rows: list[Row],
         raise row.error("DTHFL", f"expected Y or blank, got {v.get('DTHFL')!r}")
     races = [v["RACE"]] if v.get("RACE") else []
     unmapped = []
+    populations = []
     for supp in sorted(supp_rows, key=lambda r: r.get("QNAM") or ""):
         qnam = (supp.get("QNAM") or "").upper()
         if not qnam:
@@ -162,20 +186,52 @@ def _record(row: Row, ds_rows: list[Row], supp_rows: list[Row],
             raise supp.error("RDOMAIN", f"expected DM, got {supp.get('RDOMAIN')!r}")
         if _EXTRA_RACE.fullmatch(qnam) and supp.get("QVAL"):
             races.append(supp.get("QVAL") or "")
+        elif POPULATIONS.fullmatch(qnam):
+            flag = (supp.get("QVAL") or "").upper()
+            if flag not in _YES_NO:
+                raise supp.error("QVAL", f"expected Y or N for population {qnam}, got "
+                                 f"{supp.get('QVAL')!r}")
+            if _YES_NO[flag]:
+                populations.append(Population(qnam, supp.get("QLABEL")))
         else:
             label = supp.get("QLABEL")
             unmapped.append(f"SUPPDM {qnam}" + (f" ({label})" if label else ""))
     birth = dates["BRTHDTC"]
+    events = tuple(_events(ds_rows))
     return EnrollmentRecord(
         file=row.file, row=row.number, format="sdtm", study=key, subject_id=v["USUBJID"] or "",
         subject_number=v.get("SUBJID"), site_id=v.get("SITEID"), arm=v.get("ARM"),
         arm_code=v.get("ARMCD"), actual_arm=v.get("ACTARM"), actual_arm_code=v.get("ACTARMCD"),
         consent_date=dates["RFICDTC"], start_date=dates["RFSTDTC"], end_date=dates["RFPENDTC"],
-        treatment_end_date=dates["RFENDTC"], events=tuple(_events(ds_rows)), sex=v.get("SEX"),
+        treatment_end_date=dates["RFENDTC"], events=events, sex=v.get("SEX"),
         birth_year=birth.year if birth else None, age=_number(row, "AGE"),
         age_unit=v.get("AGEU"), races=tuple(races), ethnicity=v.get("ETHNIC"),
         country=v.get("COUNTRY"), death_flag=death == "Y", death_date=dates["DTHDTC"],
-        unmapped=tuple(unmapped))
+        populations=tuple(populations), unmapped=tuple(unmapped),
+        findings=_findings(row, dates, death == "Y", events))
+
+
+def _findings(row: Row, dates: dict[str, ParsedDate | None], died: bool,
+              events: tuple[CourseEvent, ...]) -> tuple[Finding, ...]:
+    """The cross-field checks of the module docstring that are findings."""
+    found = []
+    flag = row.get("DTHFL") or "blank"
+    if dates["DTHDTC"] and not died:
+        found.append(Finding(row.file, row.number, "DTHFL", "dm-death-date-without-flag",
+                             f"DTHDTC is {row.get('DTHDTC')} but DTHFL is {flag}"))
+    death = next((e for e in events if e.term.upper() == "DEATH"), None)
+    if death and not died:
+        found.append(Finding(row.file, row.number, "DTHFL", "dm-death-disposition-without-flag",
+                             f"{Path(death.file).name} row {death.row} is DEATH but DTHFL is "
+                             f"{flag}"))
+    for earlier, later, rule in (("RFSTDTC", "RFENDTC", "dm-reference-start-after-end"),
+                                 ("RFICDTC", "RFSTDTC", "dm-consent-after-start")):
+        first, second = dates[earlier], dates[later]
+        if first and second and is_after(first, second):
+            found.append(Finding(row.file, row.number, later, rule,
+                                 f"{later} {row.get(later)} is before {earlier} "
+                                 f"{row.get(earlier)}"))
+    return tuple(found)
 
 
 def _events(rows: list[Row]) -> Iterator[CourseEvent]:
@@ -191,7 +247,7 @@ def _events(rows: list[Row]) -> Iterator[CourseEvent]:
         if not term:
             raise row.error("DSDECOD", "expected the standardized disposition term, got nothing")
         seq = _number(row, "DSSEQ")
-        yield CourseEvent(term, "sdtm", category, _date(row, "DSSTDTC"), None,
+        yield CourseEvent(term, "sdtm", category, _date(row, "DSSTDTC"), row.get("DSTERM"),
                           float(row.number) if seq is None else seq, row.file, row.number)
 
 

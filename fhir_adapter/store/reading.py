@@ -1,68 +1,38 @@
-"""The read side of the store: read, vread, history, search, includes, export streams.
-Everything returns stored bytes; nothing is parsed or re-serialised."""
+"""The read side of the store: read, vread, history and search here; _include/_revinclude in
+includes.py, export streams in streams.py. Everything returns stored bytes; nothing is
+parsed or re-serialised."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, false, func, select, tuple_
+from sqlalchemy import Connection, Engine, false, func, select, tuple_
 
-from ..errors import BadRequest, Gone, NotFound
-from .base import FhirVersion, SearchQuery, SearchResult, Stored
+from ..errors import Gone, NotFound
+from .base import SearchQuery, SearchResult, Stored
 from .fastsearch import Statements, total_from_page
 from .fastsearch import fetch as fetch_page
 from .fastsearch import statements as fast_statements
 from .idle import IdleConnections
-from .schema import index_tables, resource_bodies
+from .includes import IncludeReads
+from .schema import resource_bodies as body
 from .schema import resource_versions as versions
 from .schema import resources as res
-from .scope import pointing_ids, pointing_types, reference_texts
-from .scope import targets as scope_targets
 from .search import plan
-from .searchparams import search_params
-from .values import date_range, epoch_to_instant
+from .streams import ExportReads
+from .units import as_bytes, body_join, since_instant
 
-body = resource_bodies
-
-
-def _body_join(version: FhirVersion | None = None) -> Any:
-    on = [body.c.res_type == res.c.res_type, body.c.res_id == res.c.res_id,
-          body.c.version_id == res.c.version_id]
-    if version:
-        on.append(body.c.fhir_version == version)
-    return res.join(body, and_(*on))
-
-
-# What _streamed reads: (type, id, version, updated, fhir version, body) per row.
-_EXPORT_COLUMNS = (res.c.res_type, res.c.res_id, res.c.version_id, res.c.last_updated,
-                   body.c.fhir_version, body.c.body)
-
-
-def since_instant(since: str) -> str:
-    """The stored-instant text from which a FHIR instant/date `since` counts (inclusive)."""
-    try:
-        return epoch_to_instant(date_range(since)[0])
-    except ValueError as exc:
-        raise BadRequest(f"invalid _since {since!r}") from exc
-
-
-def _bytes(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else bytes(value)
-
-
-def _positional(compiled: Any) -> Any:
-    """A compiled statement's parameters as its DB-API driver takes them."""
-    params = compiled.construct_params()
-    return tuple(params[n] for n in compiled.positiontup) if compiled.positional else params
+__all__ = ["READ_SQL", "VREAD_SQL", "Reader", "raw_statements", "search_statements",
+           "since_instant"]
 
 
 def search_statements(query: SearchQuery) -> tuple[Any, Any, tuple[str, ...]]:
     """(count statement, page statement, ignored parameters) of a search."""
     p = plan(query)
     where = [res.c.res_type == query.resource_type, res.c.deleted == false(), *p.where]
-    joined = _body_join(query.version)
+    joined = body_join(query.version)
     count = select(func.count()).select_from(joined).where(*where)
     page = (select(res.c.res_id, res.c.version_id, res.c.last_updated, body.c.body)
             .select_from(joined).where(*where).order_by(*p.order_by)
@@ -92,26 +62,14 @@ def raw_statements(dialect: str) -> dict[str, str]:
     return out if dialect == "sqlite" else {k: v.replace("?", "%s") for k, v in out.items()}
 
 
-class Reader:
+class Reader(IncludeReads, ExportReads):
     """Read operations over an engine, or over one connection inside a transaction."""
 
     def __init__(self, engine: Engine, conn: Connection | None = None) -> None:
-        self.engine = engine
-        self._conn = conn
+        super().__init__(engine, conn)
         self._sql = raw_statements(engine.dialect.name)
         self._idle = (IdleConnections(engine) if conn is None and engine.dialect.name == "sqlite"
                       else None)
-
-    @contextmanager
-    def _unit(self, write: bool = False) -> Iterator[Connection]:
-        if self._conn is not None:
-            yield self._conn
-            return
-        with self.engine.connect() as conn:
-            if write:
-                conn.execution_options(fhir_write=True)  # SQLite: BEGIN IMMEDIATE
-            with conn.begin():
-                yield conn
 
     def close(self) -> None:
         """Close the idle and the pooled connections (both are opened again on use)."""
@@ -174,7 +132,7 @@ class Reader:
             raise Gone(f"{rtype}/{rid} was deleted (version {vid})",
                        headers={"ETag": f'W/"{vid}"'})
         return Stored(rtype, rid, vid, last_updated, False,
-                      {r[5]: _bytes(r[6]) for r in rows if r[5] is not None}, method)
+                      {r[5]: as_bytes(r[6]) for r in rows if r[5] is not None}, method)
 
     # -- history -----------------------------------------------------------------------------
 
@@ -197,7 +155,7 @@ class Reader:
                 for b in conn.execute(select(body).where(tuple_(
                         body.c.res_type, body.c.res_id, body.c.version_id).in_(keys))):
                     found.setdefault((b.res_type, b.res_id, b.version_id), {})[
-                        b.fhir_version] = _bytes(b.body)
+                        b.fhir_version] = as_bytes(b.body)
         return [Stored(r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted,
                        found.get((r.res_type, r.res_id, r.version_id), {}), r.method)
                 for r in rows]
@@ -222,13 +180,13 @@ class Reader:
         if fast is None:
             return None
         rows, total = self._page(self._conn, query, fast)
-        return [(r[0], _bytes(r[3])) for r in rows], total
+        return [(r[0], as_bytes(r[3])) for r in rows], total
 
     def _fast_search(self, conn: Connection | None, query: SearchQuery,
                      sql: Statements) -> SearchResult:
         rows, total = self._page(conn, query, sql)
         return SearchResult([Stored(query.resource_type, r[0], r[1], r[2], False,
-                                    {query.version: _bytes(r[3])}) for r in rows], total, ())
+                                    {query.version: as_bytes(r[3])}) for r in rows], total, ())
 
     def _page(self, conn: Connection | None, query: SearchQuery, sql: Statements
               ) -> tuple[list[Any], int | None]:
@@ -248,149 +206,6 @@ class Reader:
         if total is None and query.total != "none":
             total = conn.execute(count).scalar_one()
         matches = [Stored(query.resource_type, r.res_id, r.version_id, r.last_updated, False,
-                          {query.version: _bytes(r.body)}) for r in rows]
+                          {query.version: as_bytes(r.body)}) for r in rows]
         return SearchResult(matches, total, ignored)
 
-    # -- _include / _revinclude ------------------------------------------------------------
-
-    def _reference_param(self, version: FhirVersion, rtype: str, param: str) -> None:
-        found = search_params(version, rtype).get(param)
-        if found is None or found.type != "reference":
-            raise BadRequest(f"{rtype}:{param} is not a reference search parameter ({version})")
-
-    def references_from(self, sources: Sequence[Stored], version: FhirVersion, param: str,
-                        target_type: str | None = None, limit: int = 1000) -> list[Stored]:
-        """_include: the current resources that `param` of `sources` points at (optionally
-        only of `target_type`), in `version`."""
-        t = index_tables["reference"]
-        targets: set[tuple[str, str]] = set()
-        with self._unit() as conn:
-            for rtype in sorted({s.resource_type for s in sources}):
-                self._reference_param(version, rtype, param)
-                ids = [s.id for s in sources if s.resource_type == rtype]
-                query = select(t.c.target_type, t.c.target_id).where(
-                    t.c.fhir_version == version, t.c.res_type == rtype, t.c.param == param,
-                    t.c.res_id.in_(ids), t.c.target_id.is_not(None),
-                    t.c.target_type.is_not(None))
-                if target_type:
-                    query = query.where(t.c.target_type == target_type)
-                targets.update((r.target_type, r.target_id) for r in conn.execute(query))
-            if not targets:
-                return []
-            return self._current(conn, version, tuple_(res.c.res_type, res.c.res_id).in_(
-                sorted(targets)), limit)
-
-    def referencing(self, resource_type: str, version: FhirVersion, param: str,
-                    targets: Sequence[Stored], limit: int = 1000) -> list[Stored]:
-        """_revinclude: current `resource_type` resources whose `param` points at `targets`."""
-        self._reference_param(version, resource_type, param)
-        if not targets:
-            return []
-        t = index_tables["reference"]
-        sub = select(t.c.res_id).where(
-            t.c.fhir_version == version, t.c.res_type == resource_type, t.c.param == param,
-            tuple_(t.c.target_type, t.c.target_id).in_(
-                sorted({(s.resource_type, s.id) for s in targets})))
-        with self._unit() as conn:
-            return self._current(conn, version, and_(res.c.res_type == resource_type,
-                                                     res.c.res_id.in_(sub)), limit)
-
-    def _current(self, conn: Connection, version: FhirVersion, cond: Any,
-                 limit: int) -> list[Stored]:
-        rows = conn.execute(
-            select(res.c.res_type, res.c.res_id, res.c.version_id, res.c.last_updated,
-                   body.c.body).select_from(_body_join(version))
-            .where(cond, res.c.deleted == false())
-            .order_by(res.c.res_type, res.c.res_id).limit(limit)).all()
-        return [Stored(r.res_type, r.res_id, r.version_id, r.last_updated, False,
-                       {version: _bytes(r.body)}) for r in rows]
-
-    # -- export ----------------------------------------------------------------------------
-
-    def iter_all(self, resource_types: Sequence[str] | None = None,
-                 version: FhirVersion | None = None, since: str | None = None
-                 ) -> Iterator[Stored]:
-        """Every current resource with all its representations (or only `version`'s),
-        streamed in (type, id) order: memory stays flat however many there are. `since`:
-        only those last updated then or later (a FHIR instant or date)."""
-        query = (select(*_EXPORT_COLUMNS).select_from(_body_join(version))
-                 .where(res.c.deleted == false())
-                 .order_by(res.c.res_type, res.c.res_id, body.c.fhir_version))
-        if resource_types:
-            query = query.where(res.c.res_type.in_(list(resource_types)))
-        if since:
-            query = query.where(res.c.last_updated >= since_instant(since))
-        with self._unit() as conn:
-            yield from self._streamed(conn, query)
-
-    def iter_study(self, study_id: str, version: FhirVersion, own: set[tuple[str, str]],
-                   resource_types: Sequence[str] | None = None, since: str | None = None
-                   ) -> Iterator[Stored]:
-        """The current resources of the study `study_id` in `version` (store/scope.py; `own`:
-        the study and what its references reach): first those that point at the study,
-        streamed from the reference index, then the others they or the study reference,
-        read by id, type by type. `resource_types` and `since` (as iter_all) narrow what is
-        yielded, not the scope: an event unchanged since still brings its changed Patient."""
-        after = since_instant(since) if since else ""
-        types = set(resource_types or ())
-
-        def wanted(stored: Stored) -> bool:
-            return (not types or stored.resource_type in types) and \
-                stored.last_updated >= after
-
-        with self._unit() as conn:
-            values: set[bytes] = set()  # distinct reference values: memory stays flat
-            for rtype in sorted(pointing_types(version)):
-                pointing = pointing_ids(version, rtype, study_id).subquery()  # type: ignore[union-attr]
-                query = (select(*_EXPORT_COLUMNS)
-                         .select_from(pointing.join(_body_join(version), and_(
-                             res.c.res_type == rtype, res.c.res_id == pointing.c.res_id)))
-                         .where(res.c.deleted == false()))
-                for stored in self._streamed(conn, query):
-                    values.update(reference_texts(stored.json(version)))
-                    if wanted(stored):
-                        yield stored
-            named = own | {("ResearchStudy", study_id)} | scope_targets(values)
-            for rtype in sorted({t for t, _ in named}):
-                if types and rtype not in types:
-                    continue
-                ids = sorted(i for t, i in named if t == rtype)
-                query = (select(*_EXPORT_COLUMNS).select_from(_body_join(version))
-                         .where(res.c.deleted == false(), res.c.res_type == rtype)
-                         .order_by(res.c.res_id))
-                pointing = pointing_ids(version, rtype, study_id)
-                if pointing is not None:  # streamed above already
-                    query = query.where(res.c.res_id.not_in(pointing))
-                if after:
-                    query = query.where(res.c.last_updated >= after)
-                for first in range(0, len(ids), 500):
-                    yield from self._streamed(
-                        conn, query.where(res.c.res_id.in_(ids[first:first + 500])))
-
-    @staticmethod
-    def _streamed(conn: Connection, query: Any) -> Iterator[Stored]:
-        """The Stored of rows (type, id, version, updated, fhir version, body) that come
-        grouped by resource."""
-        # Rows straight from the driver in batches: SQLAlchemy's per-row result processing
-        # cost about as much as reading the rows (export: ~2x).
-        compiled = query.compile(dialect=conn.dialect,
-                                 compile_kwargs={"render_postcompile": True})
-        raw = conn.connection.dbapi_connection
-        # PostgreSQL: a server-side cursor, else psycopg would fetch every row first.
-        cur = (raw.cursor(name="fhir_adapter_export") if conn.dialect.name == "postgresql"
-               else raw.cursor())  # type: ignore[union-attr]
-        try:
-            cur.execute(str(compiled), _positional(compiled))
-            current: Any = None
-            bodies: dict[str, bytes] = {}
-            while batch := cur.fetchmany(1000):
-                for rtype, rid, version_id, updated, fhir_version, data in batch:
-                    if current is not None and (rtype != current[0] or rid != current[1]):
-                        yield Stored(*current, False, bodies)
-                        bodies = {}
-                    current = (rtype, rid, version_id, updated)
-                    bodies[fhir_version] = _bytes(data)
-            if current is not None:
-                yield Stored(*current, False, bodies)
-        finally:
-            cur.close()

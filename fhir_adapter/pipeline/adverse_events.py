@@ -1,6 +1,7 @@
-"""The adverse-event load pipeline behind `fhir-adapter map adverse-events`, without click: open
-the source, map each record, validate, dedupe the shared Medication, and keep what the summary
-needs (kept apart from the command so tests and other callers can run it)."""
+"""The adverse-event pipeline behind `map adverse-events` and `load adverse-events`: open the
+source, map each record, validate, dedupe the shared Medication, and keep what the summary
+needs. Data-quality findings are reported (and tag the event), or refuse the row under
+`strict`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..findings import RULES
 from ..keyset import KeySet
 from ..output import invalid_error
 from ..validation import FhirVersion, validate
+from .checks import findings_error
+from .report import Reporter
 
 SHOWN_ERRORS = 20  # bad rows listed one by one; the rest are counted
 
@@ -30,6 +34,7 @@ class LoadReport:
         self.first_row: dict[str, str] = {}
         self.errors: list[InputError] = []
         self.skipped: list[InputError] = []
+        self.findings: Counter[str] = Counter()  # rule -> rows
         self.source: Any = None  # the AdverseEventSource, once opened
 
     def warn(self, text: str, where: str) -> None:
@@ -67,6 +72,9 @@ class LoadReport:
             keys = order.get(label) or sorted(counts, key=lambda k: (-counts[k], k))
             text = " | ".join(f"{k} {counts[k]}" for k in keys if counts[k]) or "none given"
             lines.append(f"  {label:<12} {text}")
+        if self.findings:
+            text = " | ".join(f"{r} {self.findings[r]}" for r in RULES if self.findings[r])
+            lines.append(f"  {'findings':<12} {text} (mapped as recorded, tagged)")
         return lines
 
 
@@ -85,12 +93,14 @@ def _criterion(flag: str | None) -> str:
 def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport, *,
                             supplemental: Path | None = None, study: str | None = None,
                             timezone: str | None = None, intervention: str | None = None,
-                            skip_invalid: bool = False, tally: bool = True
+                            skip_invalid: bool = False, tally: bool = True,
+                            strict: bool = False, reporter: Reporter | None = None
                             ) -> Iterator[dict[str, Any]]:
     """Validated resources of one adverse-event file; bad rows stop the load at the end (so
-    every one is reported) unless `skip_invalid`. `tally`: count events, subjects and their
-    facts for report.summary (the store loader, which prints no summary, leaves it: ~5% of
-    its mapping)."""
+    every one is reported) unless `skip_invalid`. Findings go to `reporter` and are counted
+    in `report`; under `strict` they make the row bad. `tally`: count events, subjects and
+    their facts for report.summary (the store loader, which prints no summary, leaves it:
+    ~5% of its mapping)."""
     from ..mapping.adverse_event import map_adverse_event
     from ..mapping.adverse_event_inverse import safety_facts
     from ..sources.adverse_event import open_adverse_events
@@ -101,6 +111,12 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
     events = KeySet(_capacity(file))  # AdverseEvent id -> row: a key given twice is an error
     subject = None  # the last subject counted (a subject's rows usually come together)
     for item in source.records:
+        if not isinstance(item, InputError) and item.findings:
+            refused = findings_error(item.findings, reporter, strict)
+            if refused is not None:
+                item = refused
+            else:
+                report.findings.update(f.rule for f in item.findings)
         if not isinstance(item, InputError):
             mapped = map_adverse_event(item, version, timezone=timezone,
                                        intervention=intervention)

@@ -1,0 +1,58 @@
+"""What the store's read modules share: the unit of work (a connection of its own, or the
+one of an enclosing transaction), the join of current rows with their bodies, and bytes
+as the drivers give them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_
+
+from ..errors import BadRequest
+from .base import FhirVersion
+from .schema import resource_bodies as body
+from .schema import resources as res
+from .values import date_range, epoch_to_instant
+
+
+def body_join(version: FhirVersion | None = None) -> Any:
+    """Current rows joined with their bodies (only `version`'s, when given)."""
+    on = [body.c.res_type == res.c.res_type, body.c.res_id == res.c.res_id,
+          body.c.version_id == res.c.version_id]
+    if version:
+        on.append(body.c.fhir_version == version)
+    return res.join(body, and_(*on))
+
+
+def since_instant(since: str) -> str:
+    """The stored-instant text from which a FHIR instant/date `since` counts (inclusive)."""
+    try:
+        return epoch_to_instant(date_range(since)[0])
+    except ValueError as exc:
+        raise BadRequest(f"invalid _since {since!r}") from exc
+
+
+def as_bytes(value: Any) -> bytes:
+    """A body column's value as bytes (PostgreSQL's driver gives memoryview)."""
+    return value if isinstance(value, bytes) else bytes(value)
+
+
+class Units:
+    """A reader's engine, and the connection of the transaction it reads inside (if any)."""
+
+    def __init__(self, engine: Engine, conn: Connection | None = None) -> None:
+        self.engine = engine
+        self._conn = conn
+
+    @contextmanager
+    def _unit(self, write: bool = False) -> Iterator[Connection]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self.engine.connect() as conn:
+            if write:
+                conn.execution_options(fhir_write=True)  # SQLite: BEGIN IMMEDIATE
+            with conn.begin():
+                yield conn
