@@ -48,8 +48,10 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[rank - 1]
 
 
-def generate(url: str, connections: int, requests: int, duration: float) -> dict[str, Any]:
+def generate(url: str, connections: int, requests: int, duration: float,
+             headers: dict[str, str] | None = None) -> dict[str, Any]:
     """Drive `url` from `connections` threads; latencies of every completed request."""
+    sent = {"Accept": ACCEPT, **(headers or {})}
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     lock = threading.Lock()
@@ -69,7 +71,7 @@ def generate(url: str, connections: int, requests: int, duration: float) -> dict
                 left[0] -= 1
             start = time.perf_counter()
             try:
-                conn.request("GET", target, headers={"Accept": ACCEPT})
+                conn.request("GET", target, headers=sent)
                 response = conn.getresponse()
                 response.read()
                 if response.status >= 300:
@@ -100,18 +102,23 @@ def generate(url: str, connections: int, requests: int, duration: float) -> dict
 
 
 def drive(url: str, *, connections: int, requests: int, duration: float,
-          tool: str | None = None) -> dict[str, Any]:
-    """Run the load in a separate process (wrk if installed, unless `tool` says "python")."""
+          tool: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run the load in a separate process (wrk if installed, unless `tool` says "python");
+    `headers` are sent with every request (an Authorization header, say)."""
     use_wrk = tool != "python" and shutil.which("wrk") is not None
+    extra = [f"{name}: {value}" for name, value in (headers or {}).items()]
     if use_wrk:
-        script = ROOT / "benchmarks" / "out" / "wrk-report.lua"
+        script = ROOT / "benchmarks" / "out" / ("wrk-report-headers.lua" if extra
+                                                else "wrk-report.lua")
         script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text(_WRK_SCRIPT)
+        script.write_text("".join(f'wrk.headers["{name}"] = "{value}"\n'
+                                  for name, value in (headers or {}).items()) + _WRK_SCRIPT)
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
                "--timeout", "10s", "-s", str(script), url]
     else:
         cmd = [PYTHON, "-m", "benchmarks.loadgen", url, "--connections", str(connections),
-               "--requests", str(requests), "--duration", str(duration)]
+               "--requests", str(requests), "--duration", str(duration),
+               *(arg for h in extra for arg in ("--header", h))]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 3 + 30,
                           env=child_env(), cwd=ROOT, check=False, preexec_fn=die_with_parent)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith(("RESULT", "{"))), None)
@@ -130,8 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--header", action="append", default=[], help="'Name: value'")
     args = parser.parse_args(argv)
-    print(json.dumps(generate(args.url, args.connections, args.requests, args.duration)))
+    headers = dict(h.split(": ", 1) for h in args.header)
+    print(json.dumps(generate(args.url, args.connections, args.requests, args.duration,
+                              headers)))
 
 
 if __name__ == "__main__":

@@ -121,11 +121,12 @@ def _paths(port: int) -> dict[str, str]:
     return {"search": search, "read": f"/fhir/AdverseEvent/{entries[0]['resource']['id']}"}
 
 
-def _round(server: Server, workers: int, path: str, seconds: float) -> dict[str, Any]:
+def _round(server: Server, workers: int, path: str, seconds: float,
+           headers: dict[str, str] | None = None) -> dict[str, Any]:
     """One load run of `seconds` on `server`, with each worker's share of the CPU it took."""
     before = server.worker_cpu()
     report = drive(server.base + path, connections=CONNECTIONS,
-                   requests=int(20_000 * seconds), duration=seconds)
+                   requests=int(20_000 * seconds), duration=seconds, headers=headers)
     after = server.worker_cpu()
     used = [after[pid] - before.get(pid, 0.0) for pid in after]
     total = sum(used)
@@ -138,19 +139,23 @@ def _round(server: Server, workers: int, path: str, seconds: float) -> dict[str,
 
 
 def _alternate(servers: dict[str, Server], workers: int, path: str, found: Rounds,
-               quick: bool) -> None:
+               quick: bool, headers: dict[str, dict[str, str]] | None = None,
+               rounds: tuple[int, float] | None = None) -> None:
     """Warm both servers up, then alternate rounds gateway, ceiling, ... into `found`; a
-    starved round is run once more (a new load process: fresh connections)."""
-    count, seconds = ROUNDS[quick]
-    for server in servers.values():  # the Python generator: wrk would take a whole second
+    starved round is run once more (a new load process: fresh connections). `headers`:
+    what each side's requests carry besides Accept; `rounds`: (count, seconds), else
+    ROUNDS."""
+    count, seconds = rounds or ROUNDS[quick]
+    sent = headers or {}
+    for side, server in servers.items():  # the Python generator: wrk would take a second
         drive(server.base + path, connections=CONNECTIONS, requests=400, duration=0.5,
-              tool="python")
+              tool="python", headers=sent.get(side))
     for _ in range(count):
         for side, server in servers.items():
-            report = _round(server, workers, path, seconds)
+            report = _round(server, workers, path, seconds, sent.get(side))
             if report["starved"]:
                 found.reruns[side] += 1
-                report = _round(server, workers, path, seconds)
+                report = _round(server, workers, path, seconds, sent.get(side))
             getattr(found, side).append(report)
 
 
@@ -236,4 +241,8 @@ def run(quick: bool) -> list[dict]:
                     baseline=f"search p95 at {size_label(first_p95[0])}",
                     baseline_value=first_p95[1],
                     target="ratio <= 2" if wanted == largest else None))
+        if not quick or setup is setups[-1]:  # quick: gthread only, within the smoke budget
+            from .serving_auth import auth_rows
+
+            out += auth_rows(setup, quick)
     return out

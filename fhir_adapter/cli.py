@@ -43,6 +43,9 @@ def _register() -> None:
     from .commands.serve import serve_command
 
     cli.add_command(serve_command)
+    from .commands.clients import clients_group
+
+    cli.add_command(clients_group)
     from .commands.pull import pull_group
     from .commands.push import push_command
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from fhir_adapter.store import SqlStore, open_store
 from fhir_adapter.store.schema import database_url, metadata
@@ -35,7 +36,9 @@ def new_postgres_database() -> Iterator[str]:
                     "e.g. postgresql://postgres@127.0.0.1:5432/postgres)")
     admin_url = make_url(database_url(server)).set(database="postgres")
     name = f"fhir_adapter_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # NullPool: no idle admin connection held while the database lives (many test databases
+    # at once would otherwise fill max_connections)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -1,8 +1,9 @@
 """The fast path (gateway/fastpath.py) answers exactly as Flask alone would: for each request
-below, the status, the headers (names, order, values; X-Request-Id only in form when the
-server makes one up), the body (a searchset's id and meta.lastUpdated aside) and the access
-log line are the same through the fast path and through the inner Flask `wsgi_app`; and each
-request is answered by the path we expect (the fast path, or Flask after a fall-through)."""
+below, the status, the headers (names, order, values), the body (a searchset's id and
+meta.lastUpdated aside) are the same through the fast path and through the inner Flask
+`wsgi_app`, errors included (rendered by the same code, with one store read); each request
+is answered by the path we expect; and the guard in front of both (security.py) gives both
+the same request id, CORS headers and access log line."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from werkzeug.test import EnvironBuilder
 from fhir_adapter.gateway import create_app, searching, uuid4_hex
 from fhir_adapter.gateway.context import Ctx
 from fhir_adapter.gateway.fastpath import FastPath
+from fhir_adapter.gateway.security import Guard
 from fhir_adapter.store import SearchQuery
 
 __all__ = ["database_url"]  # fixtures used by name
@@ -102,11 +104,16 @@ def _comparable(answer: tuple[str, list[tuple[str, str]], bytes], request_id: st
     return status, out, _BUNDLE_HEAD.sub(b'{"resourceType":"Bundle","id":"<id>"', body)
 
 
+def _fast(app: Flask) -> FastPath:
+    guard = app.wsgi_app
+    assert isinstance(guard, Guard) and isinstance(guard.inner, FastPath)
+    return guard.inner
+
+
 def _both(app: Flask, method: str, path: str, headers: dict[str, str]
           ) -> tuple[tuple[str, list[tuple[str, str]], bytes], bool]:
     """(the comparable answer, whether the fast path answered it), checked equal to Flask's."""
-    fast = app.wsgi_app
-    assert isinstance(fast, FastPath)
+    fast = _fast(app)
     fell: list[bool] = []
 
     def spy(environ: dict[str, Any], start_response: Any) -> Any:
@@ -139,23 +146,23 @@ READS = [  # (path, headers, answered by the fast path?, status)
     (f"/fhir/AdverseEvent/{AES[1]}", {"Origin": "http://a.example"}, True, 200),
     (f"/fhir/AdverseEvent/{AES[1]}", {"Origin": "http://elsewhere.example"}, True, 200),
     (f"/fhir/AdverseEvent/{AES[1]}", {"X-Request-Id": "client-chosen-42"}, True, 200),
-    (f"/fhir/AdverseEvent/{AES[1]}", {"If-None-Match": 'W/"1"'}, False, 304),
-    (f"/fhir/AdverseEvent/{AES[1]}", {"If-None-Match": 'W/"7"'}, False, 200),
-    (f"/fhir/AdverseEvent/{AES[1]}", {"If-None-Match": "*"}, False, 304),
+    (f"/fhir/AdverseEvent/{AES[1]}", {"If-None-Match": 'W/"1"'}, True, 304),
+    (f"/fhir/AdverseEvent/{AES[1]}", {"If-None-Match": 'W/"7"'}, True, 200),
+    (f"/fhir/AdverseEvent/{AES[1]}", {"If-None-Match": "*"}, True, 304),
     (f"/fhir/AdverseEvent/{AES[1]}", {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"},
-     False, 200),
+     True, 200),
     (f"/fhir/AdverseEvent/{AES[1]}?_format=json", {}, False, 200),
     (f"/fhir/AdverseEvent/{AES[1]}?_format=xml", {}, False, 406),
-    (f"/fhir/AdverseEvent/{AES[1]}?_summary=true", {}, False, 200),
-    (f"/fhir/AdverseEvent/{AES[1]}?_elements=subject", {}, False, 200),
-    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": "application/xml"}, False, 406),
-    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": f"{FHIR}; fhirVersion=3.0"}, False, 406),
-    (f"/fhir/R5/AdverseEvent/{AES[1]}", {}, False, 406),  # written in R4 only
-    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": R5}, False, 406),
-    (f"/fhir/R5/Patient/{P1}", {"Accept": f"{FHIR}; fhirVersion=4.0"}, False, 400),
+    (f"/fhir/AdverseEvent/{AES[1]}?_summary=true", {}, True, 200),
+    (f"/fhir/AdverseEvent/{AES[1]}?_elements=subject", {}, True, 200),
+    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": "application/xml"}, True, 406),
+    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": f"{FHIR}; fhirVersion=3.0"}, True, 406),
+    (f"/fhir/R5/AdverseEvent/{AES[1]}", {}, True, 406),  # written in R4 only
+    (f"/fhir/AdverseEvent/{AES[1]}", {"Accept": R5}, True, 406),
+    (f"/fhir/R5/Patient/{P1}", {"Accept": f"{FHIR}; fhirVersion=4.0"}, True, 400),
     (f"/fhir/Patient/{P1}", {"Content-Type": R5}, False, 200),
-    (f"/fhir/AdverseEvent/{TAG}-unknown", {}, False, 404),
-    (f"/fhir/AdverseEvent/{GONE}", {}, False, 410),
+    (f"/fhir/AdverseEvent/{TAG}-unknown", {}, True, 404),
+    (f"/fhir/AdverseEvent/{GONE}", {}, True, 410),
     (f"/fhir/Nonsense/{AES[1]}", {}, False, 404),
     ("/fhir/ConceptMap/no-such-map", {}, False, 404),
     (f"/fhir/AdverseEvent/{AES[1]}/", {}, False, 404),
@@ -224,15 +231,15 @@ SEARCHES = [  # (path and query, headers, answered by the fast path?, status)
     (f"/fhir/R5/AdverseEvent?{_subject(P1)}", {}, True, 200),  # none in R5: empty
     ("/fhir/AdverseEvent?_count=2", {}, True, 200),
     (f"/fhir/AdverseEvent?{_subject(P1)}&_format=json", {}, False, 200),
-    (f"/fhir/AdverseEvent?{_subject(P1)}", {"Prefer": "handling=strict"}, False, 200),
-    (f"/fhir/AdverseEvent?{_subject(P1)}&bogus=1", {"Prefer": "handling=strict"}, False,
+    (f"/fhir/AdverseEvent?{_subject(P1)}", {"Prefer": "handling=strict"}, True, 200),
+    (f"/fhir/AdverseEvent?{_subject(P1)}&bogus=1", {"Prefer": "handling=strict"}, True,
      400),
-    (f"/fhir/AdverseEvent?{_subject(P1)}&_count=many", {}, False, 400),
-    (f"/fhir/AdverseEvent?{_subject(P1)}&_summary=nonsense", {}, False, 400),
-    (f"/fhir/AdverseEvent?{_subject(P1)}&_include:iterate=AdverseEvent:subject", {}, False,
+    (f"/fhir/AdverseEvent?{_subject(P1)}&_count=many", {}, True, 400),
+    (f"/fhir/AdverseEvent?{_subject(P1)}&_summary=nonsense", {}, True, 400),
+    (f"/fhir/AdverseEvent?{_subject(P1)}&_include:iterate=AdverseEvent:subject", {}, True,
      400),
-    (f"/fhir/AdverseEvent?{_subject(P1)}", {"Accept": "text/turtle"}, False, 406),
-    (f"/fhir/R4/AdverseEvent?{_subject(P1)}", {"Accept": R5}, False, 400),
+    (f"/fhir/AdverseEvent?{_subject(P1)}", {"Accept": "text/turtle"}, True, 406),
+    (f"/fhir/R4/AdverseEvent?{_subject(P1)}", {"Accept": R5}, True, 400),
     ("/fhir/ConceptMap?_count=1", {}, False, 200),
     ("/fhir/Nonsense?_count=1", {}, False, 404),
 ]
@@ -265,16 +272,24 @@ def test_writes_and_other_methods_go_to_flask(apps: dict[str, Flask]) -> None:
         assert not answered
 
 
-def test_access_log_line_is_the_same(apps: dict[str, Flask],
-                                     caplog: pytest.LogCaptureFixture) -> None:
-    app = apps["host-links"]
-    path = f"/fhir/AdverseEvent/{AES[3]}"
+def test_the_guard_logs_and_marks_both_paths_alike(apps: dict[str, Flask],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    app = apps["public-base"]
+    fast_path, flask_path = (f"/fhir/AdverseEvent/{AES[3]}",
+                             f"/fhir/AdverseEvent/{AES[3]}?_format=json")
+    sent = {"X-Request-Id": "log-1", "Origin": "http://a.example"}
     with caplog.at_level(logging.INFO, logger="fhir_adapter.gateway.access"):
-        _call(app.wsgi_app, "GET", path, {"X-Request-Id": "log-1"})
-        _call(app.wsgi_app.inner, "GET", path, {"X-Request-Id": "log-1"})
+        answers = [_call(app.wsgi_app, "GET", p, sent) for p in (fast_path, flask_path)]
     lines = [re.sub(r" [0-9.]+ms ", " <ms> ", r.getMessage()) for r in caplog.records
              if r.name == "fhir_adapter.gateway.access"]
-    assert lines == [f"GET {path} 200 <ms> id=log-1"] * 2
+    assert lines == [f"GET {p.split('?')[0]} 200 <ms> id=log-1" for p in (fast_path,
+                                                                          flask_path)]
+    for _, headers, _ in answers:
+        named = dict(headers)
+        assert named["X-Request-Id"] == "log-1"
+        assert named["Access-Control-Allow-Origin"] == "http://a.example"
+        assert named["X-Content-Type-Options"] == "nosniff"
+        assert [n for n, _ in headers].count("X-Request-Id") == 1
 
 
 def test_an_update_is_read_at_once(apps: dict[str, Flask]) -> None:
@@ -295,7 +310,7 @@ def test_an_update_is_read_at_once(apps: dict[str, Flask]) -> None:
 def test_fast_path_can_be_turned_off(database_url: str) -> None:
     app = create_app({"DATABASE_URL": database_url, "FAST_PATH": False})
     try:
-        assert not isinstance(app.wsgi_app, FastPath)
+        assert not isinstance(app.wsgi_app.inner, FastPath)  # type: ignore[attr-defined]
     finally:
         app.extensions["fhir_store"].close()
 
@@ -372,14 +387,15 @@ def test_threads_answering_at_once_get_their_own_answers(apps: dict[str, Flask])
     app = apps["host-links"]
     paths = [f"/fhir/AdverseEvent/{rid}" for rid in AES] + [
         f"/fhir/AdverseEvent?{_subject(P1)}", f"/fhir/AdverseEvent?{_subject(P2)}"]
-    expected = {path: _comparable(_call(app.wsgi_app.inner, "GET", path, {}), None)
+    fast = _fast(app)
+    expected = {path: _comparable(_call(fast.inner, "GET", path, {}), None)
                 for path in paths}
     failures: list[str] = []
 
     def client(n: int) -> None:
         for k in range(40):
             path = paths[(n + k) % len(paths)]
-            if _comparable(_call(app.wsgi_app, "GET", path, {}), None) != expected[path]:
+            if _comparable(_call(fast, "GET", path, {}), None) != expected[path]:
                 failures.append(path)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]

@@ -7,6 +7,7 @@ import pytest
 from gateway_fixtures import BASE, FHIR, app, client, database_url, patient, post, unique_system
 from gateway_fixtures import official as official_example
 
+from fhir_adapter.gateway import create_app
 from fhir_adapter.store.canonical import dumps, loads
 
 __all__ = ["app", "client", "database_url"]  # fixtures used by name
@@ -239,7 +240,17 @@ def test_access_log_has_no_bodies_and_no_query_strings(client, caplog) -> None:
     assert secret not in caplog.text
 
 
-def test_cors_headers_and_preflight(client) -> None:
+def test_cors_is_off_unless_origins_are_configured(client) -> None:
+    r = client.get("/fhir/metadata", headers={"Origin": "https://app.example"})
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    pre = client.options("/fhir/Patient", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"})
+    assert "Access-Control-Allow-Methods" not in pre.headers
+
+
+def test_cors_headers_and_preflight(database_url: str) -> None:
+    app = create_app({"DATABASE_URL": database_url, "CORS_ORIGINS": "*"})
+    client = app.test_client()
     r = client.get("/fhir/metadata", headers={"Origin": "https://app.example"})
     assert r.headers["Access-Control-Allow-Origin"] == "*"
     assert "Location" in r.headers["Access-Control-Expose-Headers"]
@@ -250,3 +261,4 @@ def test_cors_headers_and_preflight(client) -> None:
     assert pre.status_code == 200
     assert "POST" in pre.headers["Access-Control-Allow-Methods"]
     assert "if-none-exist" in pre.headers["Access-Control-Allow-Headers"]
+    app.extensions["fhir_store"].close()

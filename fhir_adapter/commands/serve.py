@@ -50,6 +50,18 @@ def load_examples(database: str | None, folder: Path) -> list[str]:
     return lines
 
 
+def _loopback(host: str) -> bool:
+    """Whether `host` names a loopback interface only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _quiet_handler() -> type:
     """werkzeug logs each request line with its query string (identifier=..., PHI): the
     gateway's own access log records method, path and status instead. (Made on use: the
@@ -65,7 +77,8 @@ def _quiet_handler() -> type:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to listen on (0.0.0.0 exposes the server to the network).")
+              help="Interface to listen on (0.0.0.0 exposes the server to the network: "
+                   "needs --auth smart, or --no-auth to say you mean it).")
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--database", envvar="FHIR_ADAPTER_DATABASE_URL",
               help="SQLite file or URL, or postgresql://... [default: fhir-adapter.db]")
@@ -75,12 +88,30 @@ def _quiet_handler() -> type:
               help="Load the seed study, its enrollments and adverse events first.")
 @click.option("--examples-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the examples are (default: examples/ of the source checkout).")
+@click.option("--auth", type=click.Choice(["none", "smart"]), envvar="FHIR_ADAPTER_AUTH",
+              default="none", show_default=True,
+              help="smart: SMART Backend Services tokens on every request "
+                   "(register clients with `fhir-adapter clients add`).")
+@click.option("--no-auth", is_flag=True,
+              help="Serve without authorization on an interface other than loopback.")
 def serve_command(host: str, port: int, database: str | None, public_base_url: str | None,
-                  examples: bool, examples_dir: Path | None) -> None:
+                  examples: bool, examples_dir: Path | None, auth: str, no_auth: bool
+                  ) -> None:
     """Serve the store over FHIR REST at http://HOST:PORT/fhir (R4; R5 at /fhir/R5)."""
     from werkzeug.serving import run_simple
 
     from ..gateway import create_app
+
+    if no_auth and auth != "none":
+        raise click.UsageError("--no-auth and --auth smart contradict each other")
+    if auth == "none" and not _loopback(host):
+        if not no_auth:
+            raise click.UsageError(
+                f"--host {host} exposes the store to the network without authorization: "
+                "add --auth smart (see `fhir-adapter clients add`), or --no-auth if a "
+                "proxy in front authenticates every request")
+        click.echo(f"warning: serving on {host} WITHOUT authorization: anyone who reaches "
+                   "the port can read, change and delete everything", err=True)
 
     if examples:
         for line in load_examples(database, find_examples(examples_dir)):
@@ -90,6 +121,7 @@ def serve_command(host: str, port: int, database: str | None, public_base_url: s
         settings["DATABASE_URL"] = database
     if public_base_url:
         settings["PUBLIC_BASE_URL"] = public_base_url
+    settings["AUTH"] = auth
     app = create_app(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     click.echo(f"FHIR R4 at http://{host}:{port}/fhir (R5 at /fhir/R5); Ctrl+C stops",

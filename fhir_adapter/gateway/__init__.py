@@ -6,10 +6,14 @@
 Settings come from FHIR_ADAPTER_* environment variables (the same names without the prefix
 can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public URL of /fhir,
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
-CORS_ORIGINS ("*" or a comma-separated list), EXPORT_DIR (scratch folder where $export jobs
-build their files; default the system's temporary folder), EXPORT_RETENTION (seconds a
-finished job is kept; 86400), EXPORT_WORKERS (0: this process runs no jobs), EXPORT_STALE
-(seconds without a heartbeat before a job is taken over; 60), EXPORT_MAX_ATTEMPTS (3).
+CORS_ORIGINS (off when empty, the default; "*", or a comma-separated list), EXPORT_DIR
+(scratch folder where $export jobs build their files; default the system's temporary
+folder), EXPORT_RETENTION (seconds a finished job is kept; 86400), EXPORT_WORKERS (0: this
+process runs no jobs), EXPORT_STALE (seconds without a heartbeat before a job is taken over;
+60), EXPORT_MAX_ATTEMPTS (3). Authorization
+(gateway/security.py, fhir_adapter/auth): AUTH ("none" or "smart"), RATE_LIMIT
+(requests a minute per client and worker with auth on; 0: no limit),
+AUTH_ISSUER, AUTH_JWKS_URL, AUTH_AUDIENCE (tokens of an external issuer to accept).
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ from typing import Any
 
 from flask import Blueprint, Flask
 
-from .hooks import CORS_EXPOSE, access_log, finisher, parse_origins, start, uuid4_hex
+from .hooks import access_log, start, uuid4_hex
 
-__all__ = ["CORS_EXPOSE", "DEFAULTS", "access_log", "create_app", "load_settings", "uuid4_hex",
-           "warm"]
+__all__ = ["DEFAULTS", "access_log", "create_app", "load_settings", "uuid4_hex", "warm"]
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///fhir-adapter.db",
@@ -33,14 +36,19 @@ DEFAULTS: dict[str, Any] = {
     "MAX_COUNT": 1000,
     "DEFAULT_COUNT": 20,
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
-    "CORS_ORIGINS": "*",
+    "CORS_ORIGINS": "",  # off: a web page elsewhere gets no answer it can read
     "EXPORT_DIR": None,  # scratch folder where $export jobs build their files (else temp)
     "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export job is kept
     "EXPORT_WORKERS": 1,  # 0: this process runs no $export jobs (others sharing the store do)
     "EXPORT_STALE": 60,  # seconds without a heartbeat before another worker takes a job over
     "EXPORT_MAX_ATTEMPTS": 3,  # claims of one job before it is failed
+    "AUTH": "none",  # or "smart": SMART Backend Services (gateway/security.py)
+    "RATE_LIMIT": 6000,  # requests a minute per client and worker, with auth on; 0: none
+    "AUTH_ISSUER": None,  # an external issuer whose tokens are accepted ...
+    "AUTH_JWKS_URL": None,  # ... its keys
+    "AUTH_AUDIENCE": None,  # ... and the aud its tokens carry for this server
 }
-_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION",
+_INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", "RATE_LIMIT",
          "EXPORT_WORKERS", "EXPORT_STALE", "EXPORT_MAX_ATTEMPTS")
 _log = logging.getLogger("fhir_adapter.gateway")
 
@@ -64,15 +72,21 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if out["EXPORT_RETENTION"] < 1:
         raise ValueError("EXPORT_RETENTION must be at least 1 (seconds)")
     out["DEFAULT_COUNT"] = min(out["DEFAULT_COUNT"], out["MAX_COUNT"])
+    if out["AUTH"] not in ("none", "smart"):
+        raise ValueError(f"FHIR_ADAPTER_AUTH must be none or smart, not {out['AUTH']!r}")
+    external = [out[n] for n in ("AUTH_ISSUER", "AUTH_JWKS_URL", "AUTH_AUDIENCE")]
+    if any(external) and not all(external):
+        raise ValueError("an external issuer needs AUTH_ISSUER, AUTH_JWKS_URL and "
+                         "AUTH_AUDIENCE together")
     return out
 
 
 def _fhir_blueprint() -> Blueprint:
-    from . import bulkexport, bundles, capability, operations, rest
+    from . import bulkexport, bundles, capability, operations, rest, smart
 
     fhir = Blueprint("fhir", __name__)
     # Operations and metadata first: their static paths must win over /<type>/<id>.
-    for child in (capability.bp, operations.bp, bulkexport.bp, bundles.bp, rest.bp):
+    for child in (capability.bp, smart.bp, operations.bp, bulkexport.bp, bundles.bp, rest.bp):
         fhir.register_blueprint(child)
     return fhir
 
@@ -121,12 +135,59 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(fhir, url_prefix="/fhir")
     app.register_blueprint(fhir, url_prefix="/fhir/R4", name="fhir_R4")
     app.register_blueprint(fhir, url_prefix="/fhir/R5", name="fhir_R5")
-    origins = parse_origins(conf["CORS_ORIGINS"])
     app.before_request(start)
-    app.after_request(finisher(origins))
+    if conf["AUTH"] == "smart":
+        _authorization(app, conf, store)
     if conf.get("FAST_PATH", True):
         from .fastpath import FastPath
 
-        app.wsgi_app = FastPath(app, origins)  # type: ignore[method-assign]
+        app.wsgi_app = FastPath(app)  # type: ignore[method-assign]
+    from .security import Guard
+
+    # Outside both paths: every request is checked, logged and given its headers once.
+    app.wsgi_app = Guard(app, app.wsgi_app, conf)  # type: ignore[method-assign]
     warm()
     return app
+
+
+def _audit_engine(engine: Any) -> Any:
+    """Where AuditEvents go: the store's database, except for a SQLite file, whose audit
+    trail is the sibling file `<name>.audit` (SQLite has one writer, and a WAL that keeps
+    growing under constant reads: audit writes in the store's file slowed its searches)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    from ..store.schema import make_engine
+
+    return make_engine(str(url.set(database=f"{url.database}.audit")))
+
+
+def _authorization(app: Flask, conf: dict[str, Any], store: Any) -> None:
+    """AUTH=smart: the client registry, tokens, audit and rate limits over the store's
+    database (app.extensions["fhir_auth"], read by security.py)."""
+    from ..auth.audit import AuditLog
+    from ..auth.ratelimit import RateLimiter
+    from ..auth.registry import Registry
+    from ..auth.tokens import External, Tokens
+    from .security import Auth
+
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        raise ValueError("AUTH=smart needs a database-backed store (its clients and audit "
+                         "trail are kept there)")
+    external = (External(conf["AUTH_ISSUER"], conf["AUTH_JWKS_URL"], conf["AUTH_AUDIENCE"])
+                if conf.get("AUTH_ISSUER") else None)
+    limit = int(conf["RATE_LIMIT"])
+    audit_engine = _audit_engine(engine)
+    audit = AuditLog(audit_engine)
+    app.extensions["fhir_auth"] = Auth(Tokens(Registry(engine), external), audit,
+                                       RateLimiter(limit) if limit > 0 else None)
+    close = store.close
+
+    def close_audit_first() -> None:  # the audit's last rows, then the engine goes
+        audit.close()
+        if audit_engine is not engine:
+            audit_engine.dispose()
+        close()
+
+    store.close = close_audit_first

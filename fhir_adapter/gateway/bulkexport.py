@@ -25,13 +25,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
+from ..auth.access import UNRESTRICTED, current, permitted, require_all
 from ..errors import BadRequest, Issue, NotFound
 from ..export import TYPE_NAME
 from ..pipeline.compartment import Filters
 from ..store.jobs import Job, Jobs
 from ..store.reading import since_instant
 from ..store.values import instant_text
-from .context import ctx, public_base, settings
+from .context import STORED_TYPES, ctx, public_base, settings
 from .exportworker import ensure_worker
 from .hooks import uuid4_hex
 from .negotiation import read_json
@@ -71,6 +72,20 @@ def _arguments() -> dict[str, list[str]]:
     return args
 
 
+def exported_types(types: list[str] | None) -> list[str] | None:
+    """The types an export may write for the current token: those asked for, each needing
+    read (else 403); without _type, every type the token may read (all with auth off)."""
+    if current() is UNRESTRICTED:
+        return types
+    if types:
+        require_all(types, "r", "$export")
+        return types
+    allowed = permitted(STORED_TYPES, "r")
+    if not allowed:
+        require_all(STORED_TYPES[:1], "r", "$export")  # 403 naming what is missing
+    return allowed
+
+
 def _kick_off(kind: str, rid: str | None = None) -> Response:
     c = ctx()
     if "respond-async" not in request.headers.get("Prefer", ""):
@@ -82,6 +97,7 @@ def _kick_off(kind: str, rid: str | None = None) -> Response:
     types = [t.strip() for v in args.get("_type", []) for t in v.split(",") if t.strip()] or None
     if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
         raise BadRequest(f"_type {bad[0]!r} is not a resource type")
+    types = exported_types(types)
     since = ",".join(args.get("_since", [])) or None
     if since:
         since_instant(since)  # 400 now, not in the job
@@ -100,7 +116,8 @@ def _kick_off(kind: str, rid: str | None = None) -> Response:
     jobs.create(job, {
         "request": public_base() + request.full_path.removeprefix("/fhir").rstrip("?"),
         "transactionTime": instant_text(datetime.now(UTC)), "version": c.version,
-        "kind": kind, "id": rid, "types": types, "since": since, "typeFilter": type_filters})
+        "kind": kind, "id": rid, "types": types, "since": since, "typeFilter": type_filters,
+        "client": current().client_id})
     worker = ensure_worker(c.store, settings())
     if worker is not None:
         worker.wake.set()
@@ -130,8 +147,9 @@ def export_patients() -> Response:
 
 def _job(job_id: str) -> Job:
     job = _jobs().get(job_id) if _JOB.fullmatch(job_id) else None
-    if job is None:
-        raise NotFound(f"no export job {job_id}")
+    if job is None or (current() is not UNRESTRICTED
+                       and job.request.get("client") != current().client_id):
+        raise NotFound(f"no export job {job_id}")  # another client's job is not there for you
     if _expired(job):
         _jobs().remove(job_id)
         raise NotFound(f"export job {job_id} has expired (jobs are kept {_retention()} s after "
@@ -152,7 +170,7 @@ def export_status(job_id: str) -> Response:
         files: dict[str, Any] = (job.result or {}).get("files", {})
         manifest = {
             "transactionTime": asked["transactionTime"], "request": asked["request"],
-            "requiresAccessToken": False,
+            "requiresAccessToken": bool(asked.get("client")),
             "output": [{"type": name.removesuffix(".ndjson"),
                         "url": f"{c.base}/$export-file/{job_id}/{name}", "count": count}
                        for name, count in files.items()],

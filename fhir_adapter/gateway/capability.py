@@ -2,8 +2,8 @@
 types it serves, their interactions, every search parameter the store indexes for the
 requested FHIR version, the includes those parameters allow, and the operations.
 
-No `rest.security`: this gateway has no authentication (so no oauth-uris extension and no
-/.well-known/smart-configuration); put it behind an authenticating proxy.
+With authorization on (AUTH=smart), `rest.security` names SMART-on-FHIR and carries the
+oauth-uris extension (the token endpoint), and AuditEvent is listed (read and search only).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 import fhir_adapter.gateway.terminology as terminology
 
@@ -22,6 +22,7 @@ from ..store.searchparams import search_params
 from ..validation import FHIR_RELEASE, FhirVersion
 from .context import STORED_TYPES, ctx
 from .responses import fhir_response
+from .security import auth_enabled
 
 bp = Blueprint("capability", __name__)
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -97,11 +98,37 @@ def _concept_map(version: FhirVersion) -> dict[str, Any]:
     return out
 
 
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+def _security(base: str) -> dict[str, Any]:
+    return {
+        "extension": [{"url": OAUTH_URIS, "extension": [
+            {"url": "token", "valueUri": f"{base}/auth/token"}]}],
+        "service": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+            "code": "SMART-on-FHIR"}]}],
+        "description": "SMART Backend Services: a client_credentials grant with a signed JWT "
+                       "assertion (RS384 or ES384) at the token endpoint; system/ scopes "
+                       "(v2 .cruds, v1 .read/.write). See .well-known/smart-configuration."}
+
+
+def _audit_event(version: FhirVersion) -> dict[str, Any]:
+    return {"type": "AuditEvent",
+            "documentation": "Recorded by the server for every request and token; read-only.",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [{"name": n, "type": t} for n, t in (
+                ("agent", "reference"), ("date", "date"), ("entity", "reference"),
+                ("entity-type", "token"), ("outcome", "token"), ("type", "token"))]}
+
+
 @lru_cache(maxsize=16)  # keyed by base: bounded, the Host header can vary
-def capability_statement(version: FhirVersion, base: str) -> bytes:
+def capability_statement(version: FhirVersion, base: str, secured: bool = False) -> bytes:
     """The CapabilityStatement for `version` with links under `base`, serialised."""
     resources = [_stored_type(version, t) for t in STORED_TYPES]
     resources.append(_concept_map(version))
+    if secured:
+        resources.append(_audit_event(version))
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "fhir-adapter",
@@ -132,10 +159,13 @@ def capability_statement(version: FhirVersion, base: str) -> bytes:
                           {"name": "export", "definition": BULK_EXPORT}],
         }],
     }
+    if secured:
+        statement["rest"][0]["security"] = _security(base)  # type: ignore[index]
     return dumps(statement)
 
 
 @bp.get("/metadata")
 def metadata() -> Response:
     c = ctx()
-    return fhir_response(capability_statement(c.version, c.base), 200, c.mime, c.version)
+    return fhir_response(capability_statement(c.version, c.base, auth_enabled(current_app)),
+                         200, c.mime, c.version)

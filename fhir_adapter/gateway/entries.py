@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import fhir_adapter.gateway.searching as searching
 
+from ..auth.access import require
 from ..errors import BadRequest, Gone, MethodNotAllowed, PreconditionFailed
 from ..store.base import Store
 from .context import Ctx, for_type, public_base
@@ -75,6 +76,8 @@ class Entry:
         """GET entries: read, vread or search (its searchset Bundle as the entry resource)."""
         c = for_type(replace(c, store=store), self.type)
         store = c.store
+        if self.id is not None:
+            require(self.type, "r")
         if self.id is None:
             params = parse_qsl(self.criteria or "", keep_blank_values=True)
             req = searching.parse(c, self.type, params, strict=False)

@@ -33,8 +33,28 @@ def error_response(status: int, issues: list[Issue], headers: dict[str, str] | N
     return response
 
 
+def render(exc: FhirError) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, body) of a FhirError's OperationOutcome: what Flask's handler sends,
+    for the WSGI layers in front of Flask (the fast path, the security guard)."""
+    body = outcome_bytes(exc.issues)
+    return exc.status, [("Content-Type", f"{FHIR_JSON}; charset=utf-8"),
+                        ("Content-Length", str(len(body))), *exc.headers.items()], body
+
+
+def render_unexpected(exc: Exception) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The same for an unexpected exception: logged with an incident id, a 500 that says
+    nothing of internals."""
+    incident = uuid.uuid4().hex[:12]
+    log.error("unhandled error, incident %s", incident, exc_info=exc)
+    body = outcome_bytes([Issue("fatal", "exception", f"internal server error (incident "
+                                                      f"{incident})")])
+    return 500, [("Content-Type", f"{FHIR_JSON}; charset=utf-8"),
+                 ("Content-Length", str(len(body)))], body
+
+
 def _fhir_error(exc: FhirError) -> Response:
-    return error_response(exc.status, exc.issues, exc.headers)
+    status, headers, body = render(exc)
+    return Response(body, status=status, headers=headers)
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -51,10 +71,8 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _unexpected(exc: Exception) -> Response:
     # The id ties the client's report to the logged traceback without exposing it.
-    incident = uuid.uuid4().hex[:12]
-    log.error("unhandled error, incident %s", incident, exc_info=exc)
-    return error_response(500, [Issue("fatal", "exception",
-                                      f"internal server error (incident {incident})")])
+    status, headers, body = render_unexpected(exc)
+    return Response(body, status=status, headers=headers)
 
 
 def init_app(app: Flask) -> None:

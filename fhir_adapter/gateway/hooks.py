@@ -1,6 +1,6 @@
-"""Per-request plumbing shared by the Flask routes and the fast path (fastpath.py): request
-ids, the access log line and CORS headers. A module of its own so that the gateway's
-modules need not import the package that assembles them."""
+"""Per-request plumbing shared by the Flask routes, the fast path (fastpath.py) and the guard
+(security.py): request ids and the access log line. A module of its own so that the
+gateway's modules need not import the package that assembles them."""
 
 from __future__ import annotations
 
@@ -8,40 +8,10 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any
 
-from flask import Response, g, request
+from flask import g, request
 
 log = logging.getLogger("fhir_adapter.gateway.access")
-
-CORS_EXPOSE = "Location, ETag, Last-Modified, Content-Location, X-Request-Id"
-_ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
-_ALLOW_HEADERS = ("Accept, Content-Type, If-Match, If-None-Match, If-None-Exist, Prefer, "
-                  "Authorization")
-
-
-def cors(response: Response, origins: frozenset[str] | None) -> None:
-    """CORS headers; `origins` None means any origin ("*")."""
-    headers = response.headers
-    if origins is None:
-        headers["Access-Control-Allow-Origin"] = "*"
-    else:
-        origin = request.headers.get("Origin")
-        if origin and origin in origins:
-            headers["Access-Control-Allow-Origin"] = origin
-            response.vary.add("Origin")
-    headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        headers["Access-Control-Allow-Methods"] = _ALLOW_METHODS
-        headers["Access-Control-Allow-Headers"] = request.headers.get(
-            "Access-Control-Request-Headers", _ALLOW_HEADERS)
-        headers["Access-Control-Max-Age"] = "600"
-
-
-def parse_origins(setting: Any) -> frozenset[str] | None:
-    allowed = str(setting).strip()
-    return None if allowed == "*" else frozenset(o.strip() for o in allowed.split(","))
-
 
 # uuid4's version (4) and variant (RFC 4122) bits, for uuid4_hex.
 _UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48))
@@ -65,21 +35,9 @@ def uuid4_hex() -> str:
 
 
 def start() -> None:
-    g.started = time.perf_counter()
-    g.request_id = request.headers.get("X-Request-Id") or uuid4_hex()
-
-
-def finisher(origins: frozenset[str] | None) -> Any:
-    """The after-request hook, with the CORS setting parsed once (not per request)."""
-
-    def _finish(response: Response) -> Response:
-        cors(response, origins)
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        access_log(request.method, request.path, response.status_code, g.get("started"),
-                   g.get("request_id", ""))
-        return response
-
-    return _finish
+    """Flask's before-request hook: the request id the guard (security.py) chose; a test
+    client calling Flask directly has none."""
+    g.request_id = request.environ.get("fhir_adapter.request_id") or uuid4_hex()
 
 
 def access_log(method: str, path: str, status: int, started: float | None,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..auth.access import require
 from ..errors import BadRequest, MethodNotAllowed, NotFound, PreconditionFailed
 from ..store.base import SearchQuery, Stored
 from ..store.canonical import without_version_meta
@@ -28,6 +29,8 @@ def check_type(resource_type: str, write: bool = False) -> None:
     """404 for a type this server does not serve; 405 for a write to a read-only type."""
     if resource_type in STORED_TYPES:
         return
+    if resource_type == "AuditEvent" and write:  # served by gateway/smart.py, never written
+        raise MethodNotAllowed("AuditEvent is read-only: the server records it")
     if resource_type in READ_ONLY_TYPES:
         if write:
             raise MethodNotAllowed(f"{resource_type} is read-only here: it is served from the "
@@ -77,6 +80,7 @@ def create(c: Ctx, resource_type: str, resource: Any, *,
     """Create with a server-assigned id (a client id is ignored, as R4 says); with
     If-None-Exist: 0 matches -> create (201), 1 -> that resource (200), more -> 412."""
     check_type(resource_type, write=True)
+    require(resource_type, "c")
     resource = _with_id(_prepared(resource, resource_type, where), id or str(uuid.uuid4()))
     reps = representations(resource, c.version, where)
     # The store serialises equal conditional creates, so exactly one of concurrent ones writes.
@@ -90,6 +94,7 @@ def update(c: Ctx, resource_type: str, id: str, resource: Any, *,
     """Update (or create with the client's id when there is none): 201 created, 200 else;
     If-Match on another version -> 412."""
     check_type(resource_type, write=True)
+    require(resource_type, "u")
     resource = _prepared(resource, resource_type, where)
     body_id = resource.get("id")
     if body_id is None:
@@ -106,6 +111,7 @@ def conditional_update(c: Ctx, resource_type: str, criteria: str, resource: Any,
                        *, if_match: int | None = None, where: str = "") -> Written:
     """PUT [type]?criteria: no match -> create, one match -> update it, more -> 412."""
     check_type(resource_type, write=True)
+    require(resource_type, "u")
     resource = _prepared(resource, resource_type, where)
     with c.store.transaction() as tx:
         c = replace(c, store=tx)
@@ -128,12 +134,14 @@ def conditional_update(c: Ctx, resource_type: str, criteria: str, resource: Any,
 def delete(c: Ctx, resource_type: str, id: str) -> Stored | None:
     """Delete (a tombstone); None when there was nothing to delete (still a success)."""
     check_type(resource_type, write=True)
+    require(resource_type, "d")
     return c.store.delete(resource_type, id)
 
 
 def conditional_delete(c: Ctx, resource_type: str, criteria: str) -> Stored | None:
     """DELETE [type]?criteria: deletes the one match; several -> 412 (single delete only)."""
     check_type(resource_type, write=True)
+    require(resource_type, "d")
     with c.store.transaction() as tx:
         tx.lock(f"{resource_type}?{sorted(criteria_params(criteria))}")
         found = matches(replace(c, store=tx), resource_type, criteria)

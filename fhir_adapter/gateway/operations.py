@@ -8,16 +8,20 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from .. import conceptmaps
+from ..auth.access import require, require_all
 from ..errors import BadRequest, Issue, NotFound
 from ..store.canonical import dumps, loads
 from ..validation import validate
-from .context import ctx
+from .context import STORED_TYPES, ctx
 from .ingest import ingest
 from .interactions import check_type
 from .negotiation import read_json
 from .responses import fhir_response, outcome_bytes
 
 bp = Blueprint("operations", __name__)
+# The types $ingest may write: what a source yields depends on its content (a Bundle may hold
+# any served type), so a token needs create and update on all of them.
+INGEST_TYPES = STORED_TYPES
 
 
 def parameters(body: Any) -> dict[str, list[Any]]:
@@ -44,6 +48,7 @@ def _validated(rtype: str, resource: Any) -> Response:
 @bp.post("/<rtype>/$validate")
 def validate_type(rtype: str) -> Response:
     check_type(rtype)
+    require(rtype, "r", "$validate")
     body = read_json(request)
     if isinstance(body, dict) and body.get("resourceType") == "Parameters":
         given = parameters(body).get("resource") or [None]
@@ -57,6 +62,7 @@ def validate_type(rtype: str) -> Response:
 def validate_instance(rtype: str, id: str) -> Response:
     c = ctx()
     check_type(rtype)
+    require(rtype, "r", "$validate")
     if request.method == "POST" and request.content_length:
         return validate_type(rtype)
     stored = c.store.read(rtype, id)
@@ -116,6 +122,7 @@ def _maps_for(map_id: str | None, url: str | None, system: str | None,
 @bp.route("/ConceptMap/<id>/$translate", methods=["GET", "POST"])
 def translate(id: str | None) -> Response:
     c = ctx()
+    require("ConceptMap", "r", "$translate")
     args = _translate_args()
     code = args.get("code")
     if not code:
@@ -148,4 +155,7 @@ def translate(id: str | None) -> Response:
 @bp.post("/$ingest")
 def ingest_source() -> Response:
     c = ctx()
+    # What a source creates depends on its content: write on every type $ingest can write.
+    require_all(INGEST_TYPES, "c", "$ingest")
+    require_all(INGEST_TYPES, "u", "$ingest")
     return fhir_response(dumps(ingest(c, request)), 200, c.mime, c.version)

@@ -3,6 +3,7 @@ plus their conditional forms. Thin glue: the work is in interactions, searching,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
@@ -12,9 +13,10 @@ import fhir_adapter.gateway.elements as elements
 import fhir_adapter.gateway.interactions as interactions
 import fhir_adapter.gateway.searching as searching
 
+from ..auth.access import require, require_all
 from ..errors import BadRequest, Gone, NotFound, UnsupportedMediaType
 from ..store.base import Stored
-from .context import Ctx, ctx, for_type
+from .context import STORED_TYPES, Ctx, ctx, for_type, serialised
 from .history import history
 from .interactions import Written, check_type
 from .negotiation import FORM, read_json
@@ -31,10 +33,18 @@ bp = Blueprint("rest", __name__)
 _NOT_CRITERIA = ("_format", "_pretty", "_summary", "_elements")  # about the response
 
 
+Parts = tuple[int, dict[str, str], bytes | None]  # status, headers, body
+
+
 def prefer() -> dict[str, str]:
     """The Prefer header as {token: value}: return=minimal, handling=strict, ..."""
+    return parse_prefer(request.headers.get("Prefer", ""))
+
+
+def parse_prefer(header: str) -> dict[str, str]:
+    """A Prefer header value as {token: value}."""
     out = {}
-    for part in request.headers.get("Prefer", "").replace(";", ",").split(","):
+    for part in header.replace(";", ",").split(","):
         key, _, value = part.strip().partition("=")
         if key:
             out[key.lower()] = value.strip().strip('"').lower()
@@ -57,11 +67,9 @@ def written(c: Ctx, result: Written) -> Response:
     return fhir_response(body, result.status, c.mime, c.version, headers)
 
 
-def _not_modified(stored: Stored) -> bool:
-    tag = request.headers.get("If-None-Match")
+def _not_modified(stored: Stored, tag: str | None, since: str | None) -> bool:
     if tag:
         return tag.strip() == "*" or parse_etag(tag) == stored.version_id
-    since = request.headers.get("If-Modified-Since")
     if since:
         try:
             return (parsedate_to_datetime(since).timestamp()
@@ -71,34 +79,67 @@ def _not_modified(stored: Stored) -> bool:
     return False
 
 
-def _resource(c: Ctx, stored: Stored) -> Response:
+def resource_parts(c: Ctx, stored: Stored, args: Mapping[str, str], tag: str | None,
+                   since: str | None) -> Parts:
+    """A stored version as a read answers it: 304 for If-None-Match / If-Modified-Since,
+    else the bytes, cut to _summary / _elements of `args`."""
     headers = version_headers(stored)
-    if _not_modified(stored):
-        return fhir_response(None, 304, c.mime, c.version, headers)
-    args = request.args  # a miss on a MultiDict raises (and catches) an exception inside
+    if _not_modified(stored, tag, since):
+        return 304, headers, None
+    # a miss on a MultiDict raises (and catches) an exception inside: look only when given
     summary, wanted = (args.get("_summary"), args.get("_elements")) if args else (None, None)
     elements.check(summary, wanted)
     body = elements.subset_bytes(body_in(stored, c.version), c.version, summary, wanted)
-    return fhir_response(body, 200, c.mime, c.version, headers)
+    return 200, headers, body
+
+
+def read_parts(c: Ctx, rtype: str, id: str, args: Mapping[str, str], tag: str | None,
+               since: str | None) -> Parts:
+    """The read interaction, for the Flask route and the fast path (fastpath.py) alike."""
+    check_type(rtype)
+    require(rtype, "r")
+    c = for_type(c, rtype)
+    with serialised(c.store):
+        stored = c.store.read(rtype, id)
+    return resource_parts(c, stored, args, tag, since)
+
+
+def search_parts(c: Ctx, rtype: str, params: list[tuple[str, str]], strict: bool) -> bytes:
+    """The search interaction's Bundle, for the Flask routes and the fast path alike (the
+    scope checks are in searching.parse, which Bundle GET entries share)."""
+    check_type(rtype)
+    c = for_type(c, rtype)
+    req = searching.parse(c, rtype, params, strict)
+    with serialised(c.store):
+        return searching.run(c, req, strict)
+
+
+def _respond(c: Ctx, parts: Parts) -> Response:
+    status, headers, body = parts
+    return fhir_response(body, status, c.mime, c.version, headers)
 
 
 @bp.get("/<rtype>/<id>")
 def read(rtype: str, id: str) -> Response:
-    check_type(rtype)
-    c = for_type(ctx(), rtype)
-    return _resource(c, c.store.read(rtype, id))
+    c = ctx()
+    headers = request.headers
+    return _respond(c, read_parts(c, rtype, id, request.args, headers.get("If-None-Match"),
+                                  headers.get("If-Modified-Since")))
 
 
 @bp.get("/<rtype>/<id>/_history/<vid>")
 def vread(rtype: str, id: str, vid: str) -> Response:
     check_type(rtype)
+    require(rtype, "r")
     c = for_type(ctx(), rtype)
     if not vid.isdigit():
         raise NotFound(f"{rtype}/{id} has no version {vid!r} (versions are numbers)")
     stored = c.store.vread(rtype, id, int(vid))
     if stored.deleted:
         raise Gone(f"{rtype}/{id} version {vid} is a deletion", headers=version_headers(stored))
-    return _resource(c, stored)
+    headers = request.headers
+    return _respond(c, resource_parts(c, stored, request.args, headers.get("If-None-Match"),
+                                      headers.get("If-Modified-Since")))
 
 
 def _criteria() -> str | None:
@@ -165,6 +206,7 @@ def conditional_delete(rtype: str) -> Response:
 @bp.get("/<rtype>/<id>/_history")
 def instance_history(rtype: str, id: str) -> Response:
     check_type(rtype)
+    require(rtype, "r", "history of an instance")
     c = for_type(ctx(), rtype)
     return fhir_response(history(c, request.args.to_dict(), rtype, id), 200, c.mime, c.version)
 
@@ -172,6 +214,7 @@ def instance_history(rtype: str, id: str) -> Response:
 @bp.get("/<rtype>/_history")
 def type_history(rtype: str) -> Response:
     check_type(rtype)
+    require(rtype, "s", "history of a type")
     c = for_type(ctx(), rtype)
     return fhir_response(history(c, request.args.to_dict(), rtype), 200, c.mime, c.version)
 
@@ -179,15 +222,15 @@ def type_history(rtype: str) -> Response:
 @bp.get("/_history")
 def system_history() -> Response:
     c = ctx()
+    # Every type's versions are in it: only a token that may search every type gets it.
+    require_all(STORED_TYPES, "s", "history of the whole server")
     return fhir_response(history(c, request.args.to_dict()), 200, c.mime, c.version)
 
 
 def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
-    check_type(rtype)
-    c = for_type(ctx(), rtype)
+    c = ctx()
     strict = prefer().get("handling") == "strict"
-    req = searching.parse(c, rtype, params, strict)
-    return fhir_response(searching.run(c, req, strict), 200, c.mime, c.version)
+    return _respond(c, (200, {}, search_parts(c, rtype, params, strict)))
 
 
 @bp.get("/<rtype>")

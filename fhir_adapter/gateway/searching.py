@@ -16,6 +16,7 @@ from ..store.canonical import dumps
 from .bundle import assemble
 from .context import Ctx
 from .includes import included
+from .scoping import check_search
 
 # Result parameters handled here; every other parameter filters and goes to the store.
 RESULT_PARAMS = ("_count", "_offset", "_sort", "_total", "_summary", "_elements", "_include",
@@ -93,6 +94,7 @@ def parse(c: Ctx, resource_type: str, params: list[tuple[str, str]], strict: boo
         if base in ("_sort", "_total", "_summary", "_elements", "_include", "_revinclude"):
             req.echo.append((name, value))
     elements.check(req.summary, req.elements)
+    check_search(c, resource_type, req.filters, req.include, req.revinclude)
     if req.summary == "count":
         req.count = 0
     return req

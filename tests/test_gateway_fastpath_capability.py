@@ -1,0 +1,54 @@
+"""The fast path against Flask, generated from the CapabilityStatement: for every served
+type, FHIR version and store, a read, a vread-less read with _summary/_elements, and a
+search on every search parameter the statement lists (and _include / _revinclude of each
+of its includes) are answered identically by both paths (tests/test_gateway_fastpath.py's
+comparison: status, headers, body)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from flask import Flask
+from gateway_fixtures import database_url
+from test_gateway_fastpath import AES, P1, _both, apps
+
+__all__ = ["apps", "database_url"]  # fixtures used by name
+# A value of each parameter type: matching or not, each must be answered alike.
+SAMPLES = {"token": "http://example.org|x", "string": "a", "date": "ge2020-01-01",
+           "reference": f"Patient/{P1}", "number": "1", "quantity": "1", "uri": "http://x",
+           "composite": "a$b", "special": "x"}
+
+
+def _statement(app: Flask, version: str) -> dict[str, Any]:
+    prefix = "/fhir/R5" if version == "R5" else "/fhir"
+    return app.test_client().get(f"{prefix}/metadata").json
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_every_capability_search_parameter_answers_alike(apps: dict[str, Flask],
+                                                         version: str) -> None:
+    app = apps["host-links"]
+    prefix = "/fhir/R5" if version == "R5" else "/fhir"
+    statement = _statement(app, version)
+    compared = 0
+    for resource in statement["rest"][0]["resource"]:
+        rtype = resource["type"]
+        for param in resource.get("searchParam", []):
+            value = quote(SAMPLES.get(param["type"], "x"), safe="")
+            for path in (f"{prefix}/{rtype}?{param['name']}={value}",
+                         f"{prefix}/{rtype}?{param['name']}={value}&_count=2&_total=accurate"):
+                _both(app, "GET", path, {})
+                compared += 1
+        for include in resource.get("searchInclude", []):
+            _both(app, "GET", f"{prefix}/{rtype}?_include={include}", {})
+            compared += 1
+        for include in resource.get("searchRevInclude", []):
+            _both(app, "GET", f"{prefix}/{rtype}?_revinclude={include}", {})
+            compared += 1
+        for rid in (AES[0], P1, "no-such-id"):
+            for query in ("", "?_summary=true", "?_elements=id", "?_summary=bogus"):
+                _both(app, "GET", f"{prefix}/{rtype}/{rid}{query}", {})
+                compared += 1
+    assert compared > 500  # the statement listed what we expect to exist
