@@ -24,7 +24,7 @@ from typing import Any
 
 from . import OUT, ROOT, finish, result, settings
 
-MODULES = ("mapping", "enrollment_stream", "load", "serving", "export", "startup")
+MODULES = ("mapping", "enrollment_stream", "load", "serving", "export", "startup", "dashboard")
 
 
 def machine() -> dict[str, Any]:

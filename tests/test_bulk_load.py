@@ -24,6 +24,7 @@ from fhir_adapter.pipeline.bundles import load_bundles
 from fhir_adapter.pipeline.load import load_files
 from fhir_adapter.store import SqlStore, canonical
 from fhir_adapter.store.base import SearchQuery
+from fhir_adapter.validation import checked
 
 
 def patient(pid: str, gender: str) -> dict[str, dict[str, Any]]:
@@ -38,7 +39,7 @@ def test_bulk_upsert_matches_single_updates(store: SqlStore) -> None:
     stream = [patient("p1", "male"), patient("p2", "female"), patient("p3", "other"),
               patient("p3", "female")]  # a repeated id: the second write sees the first
     with store.transaction() as tx:
-        outcomes = list(tx.bulk_upsert(stream, validate=True))
+        outcomes = list(tx.bulk_upsert(stream))
     assert outcomes == [("Patient", "unchanged"), ("Patient", "created"),
                         ("Patient", "created"), ("Patient", "updated")]
     assert store.read("Patient", "p1").version_id == 1
@@ -60,7 +61,7 @@ def test_bulk_bodies_are_the_single_write_bytes(store: SqlStore) -> None:
               "meta": {"tag": [{"system": "urn:t", "code": "x"}], "versionId": "9"}}
     plain = patient("t2", "male")
     with store.transaction() as tx:
-        list(tx.bulk_upsert([{"R4": tagged}, plain], validate=True))
+        list(tx.bulk_upsert([{"R4": tagged}, plain]))
     for rid, reps in (("t1", {"R4": tagged}), ("t2", plain)):
         stored = store.read("Patient", rid)
         for version, rep in reps.items():
@@ -86,10 +87,10 @@ def test_meta_spliced_into_bytes_equals_reserialising(rtype: str, rid: str,
             == canonical.dumps(canonical.with_meta(resource, rid, 4, "2026-11-25T00:00:00Z")))
 
 
-def test_bulk_upsert_validates_and_rolls_back(store: SqlStore) -> None:
+def test_bulk_upsert_of_checked_resources_rolls_back(store: SqlStore) -> None:
     bad = patient("p9", "robot")
     with pytest.raises(InvalidResource), store.transaction() as tx:
-        for _ in tx.bulk_upsert([patient("p8", "male"), bad], validate=True):
+        for _ in tx.bulk_upsert(checked([patient("p8", "male"), bad])):
             pass
     with pytest.raises(NotFound):
         store.read("Patient", "p8")
@@ -315,7 +316,7 @@ def test_deferred_indexes_of_large_tables_are_sorted_by_two_threads_in_small_run
 def test_a_failed_or_abandoned_load_keeps_the_indexes(sqlite_store: SqlStore) -> None:
     schema = _indexes(sqlite_store)
     with pytest.raises(InvalidResource), sqlite_store.transaction() as tx:
-        for _ in tx.bulk_upsert([patient("f1", "male"), patient("f2", "robot")]):
+        for _ in tx.bulk_upsert(checked([patient("f1", "male"), patient("f2", "robot")])):
             pass
     assert _indexes(sqlite_store) == schema
     with sqlite_store.transaction() as tx:  # the consumer stops after the first batch
@@ -431,7 +432,7 @@ def test_a_failed_load_into_an_empty_store_leaves_it_empty(sqlite_store: SqlStor
     stream = [patient(f"r{n}", "male") for n in range(1200)] + [patient("bad", "robot")]
     with pytest.raises(InvalidResource), sqlite_store.transaction(bulk=True) as tx:
         assert _pragma(tx, "journal_mode") == "delete"
-        for _ in tx.bulk_upsert(stream):
+        for _ in tx.bulk_upsert(checked(stream)):
             pass
     assert sqlite_store.search(SearchQuery("Patient", "R4", [])).total == 0
     assert not (tmp_path / "deferred.db-journal").exists()
@@ -444,7 +445,7 @@ def test_a_failed_load_into_an_empty_store_leaves_it_empty(sqlite_store: SqlStor
 
 def test_a_bulk_transaction_is_all_or_nothing(store: SqlStore) -> None:
     with pytest.raises(InvalidResource), store.transaction(bulk=True) as tx:
-        for _ in tx.bulk_upsert([patient("b1", "male"), patient("b2", "robot")]):
+        for _ in tx.bulk_upsert(checked([patient("b1", "male"), patient("b2", "robot")])):
             pass
     assert store.search(SearchQuery("Patient", "R4", [])).total == 0
     with store.transaction(bulk=True) as tx:
@@ -463,7 +464,7 @@ def patients():
                for v in ("R4", "R5")}
 with store.transaction(bulk=True) as tx:
     assert tx._conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
-    for _ in tx.bulk_upsert(patients(), validate=False):
+    for _ in tx.bulk_upsert(patients()):
         pass
     os._exit(9)  # killed before the commit
 """

@@ -26,7 +26,7 @@ NOW = "2026-11-25T10:11:12.345Z"
 def assert_rep_is_the_final_resource(resource: dict[str, Any], version: str,
                                      version_id: int) -> None:
     rep = representation(resource, version)  # type: ignore[arg-type]
-    rtype, rid, ordered = prepare({version: resource}, False, new_id=False)
+    rtype, rid, ordered = prepare({version: resource}, new_id=False)
     final = canonical.with_meta(ordered[version], rid, version_id, NOW)
     assert bulk.stored_body(rep, version_id, NOW) == canonical.dumps(final)
     got: dict[str, Counter[tuple]] = {}
@@ -72,7 +72,7 @@ def test_pairing_reps_of_different_resources_is_refused() -> None:
     a = representation({"resourceType": "Patient", "id": "a"}, "R4")
     b = representation({"resourceType": "Patient", "id": "b"}, "R5")
     with pytest.raises(ValueError, match="different resources"):
-        list(bulk.prepared([{"R4": a, "R5": b}], False))
+        list(bulk.prepared([{"R4": a, "R5": b}]))
 
 
 def test_loading_restores_the_garbage_collector() -> None:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fhir_adapter.dates import DateParseError, ParsedDate, is_after, parse_date, to_fhir_datetime
-from fhir_adapter.validation import _schema
+from fhir_adapter.fhirversion import definitions
 
 ZONES = ["America/Antigua", "America/New_York", "Europe/Berlin", "Asia/Kolkata",
          "Australia/Lord_Howe", "Pacific/Kiritimati", "America/St_Johns", "UTC"]
@@ -25,7 +25,7 @@ SDTM_LIKE = (r"([0-9]{4}|-)(-([0-9]{2}|-)(-([0-9]{2}|-)(T([0-9]{2}|-)(:([0-9]{2}
 @cache
 def fhir_pattern(kind: str, version: str) -> re.Pattern[str]:
     """The official FHIR regex of `date` or `dateTime` (from the vendored JSON schema)."""
-    return re.compile(_schema(version)["definitions"][kind]["pattern"])
+    return re.compile(definitions(version)[kind]["pattern"])
 
 
 def assert_fhir(text: str | None, kind: str) -> None:

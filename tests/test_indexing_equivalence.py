@@ -52,7 +52,7 @@ def ref_children(focus: list[Node], name: str, version: str) -> list[Node]:
         items: list[tuple[Any, str | None]] = []
         if name in value:
             items.append((value[name], types.get(name)))
-        else:
+        elif name not in types:  # an element of its own is not a choice (`description`)
             for key, item in value.items():
                 if key.startswith(name) and len(key) > len(name) and key[len(name)].isupper():
                     suffix = key[len(name):]

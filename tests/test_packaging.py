@@ -38,6 +38,11 @@ def test_wheel_contains_data(tmp_path: Path) -> None:
     for schema in (ROOT / "fhir_adapter" / "data").glob("*.schema.json"):
         assert f"fhir_adapter/data/{schema.name}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+    dashboard = ROOT / "fhir_adapter" / "dashboard"
+    shipped = {f"fhir_adapter/dashboard/{p.relative_to(dashboard)}"
+               for p in dashboard.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert shipped <= names, f"dashboard files missing from the wheel: {shipped - names}"
+    assert "fhir_adapter/dashboard/static/vendor/vega-lite.min.js" in shipped
 
     # Installed (not the checkout): the ConceptMaps and schemas load from the package.
     site = tmp_path / "site"
@@ -51,6 +56,16 @@ def test_wheel_contains_data(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path,
                           capture_output=True, text=True, check=True)
     assert done.stdout.split()[0] == str(len(maps)) and done.stdout.strip().endswith("[]")
+    # The installed dashboard serves its page and the vendored Vega builds (offline).
+    probe = ("import sys, tempfile; sys.path.insert(0, sys.argv[1]); "
+             "from fhir_adapter.gateway import create_app; "
+             "c = create_app({'DATABASE_URL': 'sqlite:///' + tempfile.mkdtemp() + '/d.db'})"
+             ".test_client(); "
+             "print(*(c.get(p).status_code for p in ('/', '/dashboard/static/vendor/vega.min.js',"
+             " '/dashboard/static/vendor/vega-embed.min.js', '/dashboard/static/study.js')))")
+    done = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["200"] * 4, done.stdout + done.stderr
 
 
 def test_ci_runs_the_readme_test_command() -> None:

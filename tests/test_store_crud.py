@@ -15,6 +15,7 @@ from store_backends import backend, postgres_database, store, store_url  # noqa:
 from fhir_adapter.errors import Conflict, Gone, InvalidResource, NotFound, PreconditionFailed
 from fhir_adapter.store import SqlStore, canonical, open_store
 from fhir_adapter.store.base import SearchQuery
+from fhir_adapter.validation import checked
 
 
 def patient(pid: str = "p1", family: str = "Zola", **extra: object) -> dict:
@@ -114,10 +115,13 @@ def test_history_type_system_since_paging(store: SqlStore) -> None:
     assert store.history(since="2026-01-03") == []
 
 
-def test_invalid_resource_rejected(store: SqlStore) -> None:
+def test_invalid_resource_rejected_before_the_store(store: SqlStore) -> None:
+    # The store stores; the caller validates (validation.checked, as the loader does).
+    bad = {"R4": {"resourceType": "AdverseEvent", "id": "x", "actuality": "bogus",
+                  "subject": {"reference": "Patient/1"}}}
     with pytest.raises(InvalidResource) as caught:
-        store.create({"R4": {"resourceType": "AdverseEvent", "id": "x", "actuality": "bogus",
-                             "subject": {"reference": "Patient/1"}}})
+        for reps in checked([bad]):
+            store.create(reps)
     assert any("actuality" in (i.expression or "") for i in caught.value.issues)
     with pytest.raises(NotFound):
         store.read("AdverseEvent", "x")
@@ -129,7 +133,8 @@ def test_transaction_rolls_back_everything(store: SqlStore) -> None:
         tx.update({"R4": patient("a")})
         tx.update({"R4": patient("kept", family="Changed")})
         tx.delete("Patient", "kept")
-        tx.update({"R4": {"resourceType": "Patient", "id": "b", "gender": "robot"}})
+        for reps in checked([{"R4": {"resourceType": "Patient", "id": "b", "gender": "robot"}}]):
+            tx.update(reps)
     with pytest.raises(NotFound):
         store.read("Patient", "a")
     kept = store.read("Patient", "kept")

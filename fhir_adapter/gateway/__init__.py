@@ -14,6 +14,8 @@ process runs no jobs), EXPORT_STALE (seconds without a heartbeat before a job is
 (gateway/security.py, fhir_adapter/auth): AUTH ("none" or "smart"), RATE_LIMIT
 (requests a minute per client and worker with auth on; 0: no limit),
 AUTH_ISSUER, AUTH_JWKS_URL, AUTH_AUDIENCE (tokens of an external issuer to accept).
+DASHBOARD (the HTML dashboard at / : auto, on, off; see fhir_adapter.dashboard; auto is off
+when AUTH is on).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_ISSUER": None,  # an external issuer whose tokens are accepted ...
     "AUTH_JWKS_URL": None,  # ... its keys
     "AUTH_AUDIENCE": None,  # ... and the aud its tokens carry for this server
+    "DASHBOARD": "auto",  # the HTML study dashboard: auto (off when AUTH is on), on, off
 }
 _INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", "RATE_LIMIT",
          "EXPORT_WORKERS", "EXPORT_STALE", "EXPORT_MAX_ATTEMPTS")
@@ -131,6 +134,9 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
         store = open_store(conf["DATABASE_URL"])
     app.extensions["fhir_store"] = store
     errors.init_app(app)
+    from ..dashboard import init_app as dashboard
+
+    dashboard(app, conf)  # / and /studies/<id>: HTML pages reading the FHIR API
     fhir = _fhir_blueprint()
     app.register_blueprint(fhir, url_prefix="/fhir")
     app.register_blueprint(fhir, url_prefix="/fhir/R4", name="fhir_R4")

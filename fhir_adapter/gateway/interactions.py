@@ -84,8 +84,7 @@ def create(c: Ctx, resource_type: str, resource: Any, *,
     resource = _with_id(_prepared(resource, resource_type, where), id or str(uuid.uuid4()))
     reps = representations(resource, c.version, where)
     # The store serialises equal conditional creates, so exactly one of concurrent ones writes.
-    result = c.store.create(reps, if_none_exist=if_none_exist, version=c.version,
-                            validate=False)
+    result = c.store.create(reps, if_none_exist=if_none_exist, version=c.version)
     return Written(result.stored, 201 if result.outcome == "created" else 200)
 
 
@@ -103,7 +102,7 @@ def update(c: Ctx, resource_type: str, id: str, resource: Any, *,
     if body_id != id:
         raise BadRequest(f"{where or 'the body'} has id {body_id!r} but the URL names {id!r}")
     reps = representations(_with_id(resource, id), c.version, where)
-    result = c.store.update(reps, if_match=if_match, validate=False)
+    result = c.store.update(reps, if_match=if_match)
     return Written(result.stored, 201 if result.outcome == "created" else 200)
 
 

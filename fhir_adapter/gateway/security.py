@@ -40,6 +40,9 @@ _ALLOW_HEADERS = ("Accept, Content-Type, If-Match, If-None-Match, If-None-Exist,
                   "Authorization")
 _RELEASE = r"/fhir(?:/R4|/R5)?"
 OPEN_PATHS = re.compile(_RELEASE + r"/(?:metadata|\.well-known/smart-configuration|auth/token)")
+# The dashboard's pages and scripts hold no data (their scripts read the FHIR API, which
+# asks for a token): the dashboard answers them itself, off by default with auth on.
+PAGE_PATHS = re.compile(r"/|/studies/[A-Za-z0-9.\-]{1,64}|/dashboard/static/[^?#]+")
 TOKEN_PATH = re.compile(_RELEASE + r"/auth/token")
 _TARGET = re.compile(_RELEASE + r"/([A-Z][A-Za-z]{0,63})(?:/([A-Za-z0-9.\-]{1,64}))?")
 _NOSNIFF = ("X-Content-Type-Options", "nosniff")
@@ -121,7 +124,8 @@ class Guard:
             return body
         principal = NOBODY
         try:
-            if method != "OPTIONS" and OPEN_PATHS.fullmatch(path) is None:
+            if (method != "OPTIONS" and OPEN_PATHS.fullmatch(path) is None
+                    and PAGE_PATHS.fullmatch(path) is None):
                 principal = authorize(self.app, environ.get("HTTP_AUTHORIZATION"))
                 extra.append(_NO_STORE)
                 wait = auth.limiter.take(principal.client_id) if auth.limiter else 0

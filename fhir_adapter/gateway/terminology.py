@@ -44,7 +44,7 @@ def _build() -> Store:
             if not versions:
                 log.warning("ConceptMap %s is valid in no FHIR version: not served", map_id)
                 continue
-            tx.update({v: cm for v in versions}, validate=False)
+            tx.update({v: cm for v in versions})
     return store
 
 

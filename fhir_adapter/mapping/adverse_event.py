@@ -58,8 +58,8 @@ from typing import Any
 
 from .. import findings, ids
 from ..dates import parse_date, to_fhir_datetime
+from ..fhirversion import FhirVersion
 from ..records import AdverseEventRecord
-from ..versions import FhirVersion
 from . import Mapped
 from .adverse_event_codes import AE_RESEARCH, BACKPORT, ICH_CRITERIA, Codes
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..conceptmaps import all_maps, lookup, translate
+from ..fhirversion import FhirVersion
 from ..records import CRITERIA, ICH_CRITERIA, AdverseEventRecord
-from ..versions import FhirVersion
 from . import Mapped
 
 BACKPORT = "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/"

@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 from ..conceptmaps import get_map
-from ..versions import FhirVersion
+from ..fhirversion import FhirVersion
 from .adverse_event import AE_RESEARCH, BACKPORT, TREATMENT_EMERGENT, XVER_OCCURRENCE
 
 

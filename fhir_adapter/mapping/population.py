@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ids
-from ..versions import FhirVersion
+from ..fhirversion import FhirVersion
 
 POPULATION_SYSTEM = "https://fhir-adapter.dev/fhir/CodeSystem/analysis-population"
 

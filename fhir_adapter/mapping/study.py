@@ -100,7 +100,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
-from ..versions import normalise_version
+from ..fhirversion import normalise_version
 from . import Mapped, study_r4, study_r5
 from .study_common import Ctx, ordered
 from .study_facts import OVERSIGHT, gather

@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from .. import conceptmaps, ids
-from ..versions import FhirVersion, model_class
+from ..fhirversion import FhirVersion, model_class
 
 CTGOV_DS = "https://clinicaltrials.gov/data-about-studies/study-data-structure"
 RS_STATUS = "http://hl7.org/fhir/research-study-status"

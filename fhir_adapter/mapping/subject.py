@@ -61,8 +61,8 @@ from typing import Any
 from .. import findings, ids
 from ..conceptmaps import translate
 from ..dates import ParsedDate, is_after, to_fhir_datetime
+from ..fhirversion import FhirVersion
 from ..records import EnrollmentRecord
-from ..versions import FhirVersion
 from . import Mapped
 from .subject_course import (
     DISPLAY,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 from ..conceptmaps import Target, translate
 from ..dates import ParsedDate
+from ..fhirversion import FhirVersion
 from ..records import CourseEvent, EnrollmentRecord
-from ..versions import FhirVersion
 
 R4_STATE = "http://hl7.org/fhir/research-subject-status"
 R5_STATE = "http://terminology.hl7.org/CodeSystem/research-subject-state"

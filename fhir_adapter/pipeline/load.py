@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import InputError, InvalidResource
 from ..store.base import Store
-from ..validation import FhirVersion
+from ..validation import FhirVersion, checked
 from .producers import KINDS, Producer, producer
 from .report import Reporter, Tally, Warnings
 
@@ -147,7 +147,8 @@ def store_file(store: Store, pairs: Iterable[tuple[int, dict[FhirVersion, Resour
     try:
         with store.transaction(bulk=True) as tx:
             try:
-                for rtype, outcome in tx.bulk_upsert(numbered(), validate=validate):
+                items = checked(numbered()) if validate else numbered()
+                for rtype, outcome in tx.bulk_upsert(items):
                     counts[rtype, outcome] += 1
                     stored += 1
                     if report is not None:

@@ -68,8 +68,8 @@ class SearchResult:
 class Store(Protocol):
     """Atomic per call; `transaction()` groups calls into one all-or-nothing unit.
 
-    Writes validate every representation (errors.InvalidResource with one issue per problem)
-    unless `validate=False` (callers that validated already, e.g. the loader), fill in
+    Writes store representations their callers have validated (validation.validate,
+    validation.checked: the store does not judge FHIR), fill in
     id and meta.versionId/lastUpdated, and store canonical bytes (store.canonical.dumps:
     element order and decimal text as given). Parse request bodies with
     store.canonical.loads so decimals keep their text. The indexed search parameters per
@@ -78,8 +78,8 @@ class Store(Protocol):
     """
 
     def create(self, resources: Mapping[str, dict[str, Any]], *,
-               if_none_exist: str | None = None, version: FhirVersion | None = None,
-               validate: bool = True) -> WriteResult:
+               if_none_exist: str | None = None, version: FhirVersion | None = None
+               ) -> WriteResult:
         """New resource from its representations {"R4": {...}, "R5": {...}} (same type and
         id in each); the id is the caller's (deterministic) or generated when absent; an id
         that exists already -> errors.Conflict. `if_none_exist` ('identifier=sys|val', in
@@ -88,18 +88,18 @@ class Store(Protocol):
         concurrent equal conditional creates write exactly once (serialised in the DB)."""
 
     def update(self, resources: Mapping[str, dict[str, Any]], *,
-               if_match: int | None = None, validate: bool = True) -> WriteResult:
+               if_match: int | None = None) -> WriteResult:
         """Create-or-update by type and id; unchanged content keeps the version (outcome
         "unchanged", nothing written). `if_match` (the version the client read) is checked
         atomically: a mismatch, a concurrent winner or a missing resource ->
         errors.PreconditionFailed. Updating a deleted resource revives it ("created")."""
 
-    def bulk_upsert(self, resources: Iterable[Mapping[str, dict[str, Any]]], *,
-                    validate: bool = True) -> Iterator[tuple[str, str]]:
+    def bulk_upsert(self, resources: Iterable[Mapping[str, dict[str, Any]]]
+                    ) -> Iterator[tuple[str, str]]:
         """update() of each {version: resource} in turn, written in batches (the loader):
-        (resource type, outcome) per resource as its batch is written; a representation
-        that fails validation raises errors.InvalidResource as it is pulled from the
-        iterable. Use inside transaction() for all or nothing."""
+        (resource type, outcome) per resource as its batch is written; an error raised
+        while pulling from the iterable (validation.checked raises InvalidResource) stops
+        the writes. Use inside transaction() for all or nothing."""
 
     def read(self, resource_type: str, id: str) -> Stored:
         """Current version; raises errors.NotFound or errors.Gone (deleted)."""

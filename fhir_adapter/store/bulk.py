@@ -20,8 +20,8 @@ from functools import cache
 from itertools import chain
 from typing import Any, NamedTuple
 
-from ..errors import BadRequest, Conflict, InvalidResource, PreconditionFailed
-from ..validation import FhirVersion, normalise_version, validate
+from ..errors import BadRequest, Conflict, PreconditionFailed
+from ..fhirversion import FhirVersion, normalise_version
 from .canonical import content_hash, dumps, with_meta_bytes, without_version_meta
 from .indexing import COLUMNS as INDEX_COLUMNS
 from .indexing import EXTRACTORS, index_tuples
@@ -55,10 +55,11 @@ class Rep(NamedTuple):
     resource: dict[str, Any] | None  # kept only when it has a meta to merge the long way
 
 
-def prepare(resources: Mapping[str, dict[str, Any]], check: bool, new_id: bool
+def prepare(resources: Mapping[str, dict[str, Any]], new_id: bool
             ) -> tuple[str, str, dict[str, dict[str, Any]]]:
-    """Check the representations agree on type and id, validate each, and return them in
-    canonical element order without the store-owned meta (versionId, lastUpdated)."""
+    """Check the representations agree on type and id and return them in canonical element
+    order without the store-owned meta (versionId, lastUpdated). Validating them is the
+    caller's (validation.validate): the store stores."""
     if not resources:
         raise BadRequest("nothing to write: no representation given")
     reps = {normalise_version(v): r for v, r in resources.items()}
@@ -77,10 +78,6 @@ def prepare(resources: Mapping[str, dict[str, Any]], check: bool, new_id: bool
         body = without_version_meta(resource)
         ordered = {"resourceType": rtype, "id": rid}
         ordered.update((k, v) for k, v in body.items() if k not in ("resourceType", "id"))
-        if check:
-            issues = validate(ordered, version)
-            if issues:
-                raise InvalidResource(f"{rtype}/{rid} is not valid FHIR {version}", issues)
         out[version] = ordered
     return rtype, rid, out
 
@@ -95,7 +92,7 @@ def representation(resource: dict[str, Any], version: FhirVersion) -> Rep:
             rtype, rid = resource["resourceType"], resource["id"]
             if type(rtype) is str and type(rid) is str:
                 return represent(rtype, rid, version, resource)
-    rtype, rid, reps = prepare({version: resource}, False, new_id=False)
+    rtype, rid, reps = prepare({version: resource}, new_id=False)
     return represent(rtype, rid, version, reps[version])
 
 
@@ -339,7 +336,7 @@ def add_index_rows(index: dict[str, list[tuple]], rep: Rep) -> None:
         index[table].extend(rows)
 
 
-def prepared(resources: Iterable[Mapping[str, Any]], check: bool) -> Iterator[Prepared]:
+def prepared(resources: Iterable[Mapping[str, Any]]) -> Iterator[Prepared]:
     """Prepared items from {version: resource} mappings via prepare(), or from
     {version: Rep} mappings that `represent` made already (the loader's mapping processes)."""
     for reps in resources:
@@ -350,5 +347,5 @@ def prepared(resources: Iterable[Mapping[str, Any]], check: bool) -> Iterator[Pr
                 raise ValueError(f"representations of different resources paired: {keys}")
             yield Prepared(first.rtype, first.rid, dict(reps))
             continue
-        rtype, rid, ordered = prepare(reps, check, new_id=False)
+        rtype, rid, ordered = prepare(reps, new_id=False)
         yield Prepared(rtype, rid, {v: represent(rtype, rid, v, r) for v, r in ordered.items()})

@@ -21,7 +21,7 @@ import re
 from functools import cache
 from typing import Any
 
-from ..validation import FhirVersion
+from ..fhirversion import FhirVersion
 from .fhirpath_eval import (
     Ast,
     Context,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
-from ..validation import FhirVersion, _schema
+from ..fhirversion import FhirVersion, definitions
 from .fhirpath_node import Node
 from .values import reference_target
 
@@ -241,7 +241,7 @@ def _resolve(node: Node) -> Node | None:
 @cache
 def property_types(version: FhirVersion, owner: str) -> dict[str, str | None]:
     """Property name -> FHIR type for one schema definition (backbone elements included)."""
-    definition = _schema(version)["definitions"].get(owner, {})
+    definition = definitions(version).get(owner, {})
     out: dict[str, str | None] = {}
     for prop, spec in definition.get("properties", {}).items():
         ref = spec.get("$ref") or spec.get("items", {}).get("$ref")
@@ -271,6 +271,8 @@ def children(focus: list[Node], name: str, version: FhirVersion) -> list[Node]:
             elif item is not None:
                 out.append(Node(item, type_))
             continue
+        if node.type is not None and name in property_types(version, node.type):
+            continue  # an element of its own (`description`), not a choice: absent here
         keys = tuple(value)
         for key in (_choice_keys(keys, name) if len(keys) <= _CACHED_KEYS
                     else _choice_keys_of(keys, name)):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from ..validation import FhirVersion
+from ..fhirversion import FhirVersion
 from .fhirpath import Context, Eval, Node, compile_for, root_paths
 from .searchparams import TABLE_OF, search_params
 from .values import (

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, select, union
 
-from ..validation import FhirVersion
+from ..fhirversion import FhirVersion
 from .schema import index_tables
 from .searchparams import RESOURCE_TYPES, search_params
 from .values import split_reference

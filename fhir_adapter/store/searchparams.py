@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ..validation import FhirVersion
+from ..fhirversion import FhirVersion
 from .fhirpath import Eval, compile_expression, property_types
 
 # The resources the gateway serves: the three trial resources and what they reference.

@@ -93,13 +93,13 @@ class SqlStore(Reader):
     # -- writes ----------------------------------------------------------------------------
 
     def create(self, resources: Mapping[str, dict[str, Any]], *,
-               if_none_exist: str | None = None, version: FhirVersion | None = None,
-               validate: bool = True) -> WriteResult:
+               if_none_exist: str | None = None, version: FhirVersion | None = None
+               ) -> WriteResult:
         """New resource (409 Conflict if its id exists); with `if_none_exist` (search criteria
         such as 'identifier=sys|val' in the names of `version`) an existing single match is
         returned as 'unchanged', several raise PreconditionFailed. Exactly one of concurrent
         equal conditional creates writes."""
-        rtype, rid, reps = prepare(resources, validate, new_id=True)
+        rtype, rid, reps = prepare(resources, new_id=True)
         with self._unit(write=True) as conn:
             if if_none_exist is not None:
                 names = version or (next(iter(reps)) if len(reps) == 1 else "R4")
@@ -109,15 +109,15 @@ class SqlStore(Reader):
             return self._write(conn, rtype, rid, reps, "POST", None, must_be_new=True)
 
     def update(self, resources: Mapping[str, dict[str, Any]], *,
-               if_match: int | None = None, validate: bool = True) -> WriteResult:
+               if_match: int | None = None) -> WriteResult:
         """Create-or-update by type and id; unchanged content keeps the version (and writes
         nothing). `if_match`: the version the caller read, else PreconditionFailed."""
-        rtype, rid, reps = prepare(resources, validate, new_id=False)
+        rtype, rid, reps = prepare(resources, new_id=False)
         with self._unit(write=True) as conn:
             return self._write(conn, rtype, rid, reps, "PUT", if_match, must_be_new=False)
 
-    def bulk_upsert(self, resources: Iterable[Mapping[str, Any]], *,
-                    validate: bool = True) -> Iterator[tuple[str, str]]:
+    def bulk_upsert(self, resources: Iterable[Mapping[str, Any]]
+                    ) -> Iterator[tuple[str, str]]:
         """update() of each {version: resource} (or {version: Rep}, see representation()),
         in batches (bulk.py): (type, outcome) per resource, yielded as its batch is written.
         Use inside transaction() for all or nothing; a representation that fails validation
@@ -132,7 +132,7 @@ class SqlStore(Reader):
                 cur.execute(f"PRAGMA cache_size={SQLITE_CACHE}")
                 deferred = DeferredIndexes(cur)
             try:
-                for batch in batches(prepared(resources, validate)):
+                for batch in batches(prepared(resources)):
                     yield from write_batch(cur, dialect, batch,
                                                 instant_text(self._clock()), deferred)
             finally:
