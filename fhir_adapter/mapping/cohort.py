@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import ids
-from ..versions import FhirVersion
+from ..fhirversion import FhirVersion
 
 COHORT_SYSTEM = "urn:fhir-adapter:cohort"
 XVER_RECRUITMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchStudy.recruitment"

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import Gone, InvalidResource, NotFound
+from ..fhirversion import FhirVersion
 from ..mapping.cohort import cohort_group
 from ..store.base import SearchQuery, Store
 from ..store.values import split_reference
 from ..validation import validate
-from ..versions import FhirVersion
 
 PAGE = 1000
 
@@ -71,7 +71,7 @@ def refresh_cohort(store: Store, study_id: str) -> str | None:
         if issues := validate(group, version, model="per-shape"):  # type: ignore[arg-type]
             raise InvalidResource(f"cohort Group of ResearchStudy/{study_id} is invalid",
                                   issues)
-    return store.update(groups, validate=False).outcome
+    return store.update(groups).outcome
 
 
 def refresh_cohorts(store: Store, since: str) -> dict[str, int]:

@@ -15,11 +15,11 @@ from functools import cache
 from urllib.parse import parse_qsl
 
 from ..errors import BadRequest, NotFound
+from ..fhirversion import FhirVersion
 from ..store.base import SearchQuery, Store, Stored
 from ..store.reading import since_instant
 from ..store.scope import reference_texts, targets
 from ..store.searchparams import RESOURCE_TYPES, search_params
-from ..versions import FhirVersion
 
 PATIENT_PARAMS = ("patient", "subject", "individual")
 CHUNK = 100  # ids per search: a URL-sized OR list
