@@ -65,6 +65,11 @@ def _register() -> None:
     from .commands.clients import clients_group
 
     cli.add_command(clients_group)
+    from .commands.pull import pull_group
+    from .commands.push import push_command
+
+    cli.add_command(push_command)
+    cli.add_command(pull_group)
 
 
 _register()

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from . import ids
 from .errors import Gone, InputError, NotFound
-from .store.base import Store
+from .store.base import Store, Stored
 from .store.scope import reference_texts, targets
 from .validation import FhirVersion
 
@@ -67,7 +67,9 @@ def own_references(store: Store, study: str, version: FhirVersion) -> set[tuple[
             stored = store.read(*key)
         except (NotFound, Gone):
             continue
-        if version in stored.body:
+        # Not on through a Group: the cohort's members are the subjects' Patients, which the
+        # subjects bring (following 100k members here would read them one by one).
+        if version in stored.body and key[0] != "Group":
             todo.extend(targets(set(reference_texts(stored.json(version)))))
     return seen
 
@@ -88,12 +90,14 @@ class BadTypeName(ValueError):
 
 def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
                   types: Sequence[str] | None = None, study: str | None = None,
-                  since: str | None = None, overwrite: bool = False) -> ExportSummary:
+                  since: str | None = None, overwrite: bool = False,
+                  source: Iterator[Stored] | None = None) -> ExportSummary:
     """Write every current resource in `version` (of `types`, else of every type; of the
     study `study`, see store/scope.py; updated at or after `since`, a FHIR instant or date)
     to `directory`/<Type>.ndjson. Existing files of those types are an error unless
     `overwrite`, which also removes those that this export leaves empty (so the directory
-    holds one export, not a mix)."""
+    holds one export, not a mix). `source`: write these resources instead (a Patient or
+    Group export: pipeline/compartment.py), already narrowed by type and time."""
     if bad := [t for t in types or () if not TYPE_NAME.fullmatch(t)]:
         raise BadTypeName(f"not a resource type name: {bad[0]!r}")
     if types:
@@ -103,7 +107,9 @@ def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
     if existing and not overwrite:
         raise InputError(str(existing[0]), "exists already (--overwrite replaces the files "
                                            "of an earlier export)")
-    if study is not None:
+    if source is not None:
+        found = source
+    elif study is not None:
         rid = study_id(store, study)
         own = own_references(store, rid, version)
         found = store.iter_study(rid, version, own, types or None, since)
@@ -129,7 +135,7 @@ def export_ndjson(store: Store, directory: Path, version: FhirVersion, *,
         raise
     for out in files.values():
         out.close()
-    if study is not None and not counts and _unknown(store, rid, version, own):
+    if source is None and study is not None and not counts and _unknown(store, rid, version, own):
         raise NotFound(f"no stored resources of study {study!r} in {version}")
     summary = ExportSummary({directory / f"{t}.ndjson": counts[t] for t in sorted(counts)})
     for path in summary.counts:

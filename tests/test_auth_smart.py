@@ -201,9 +201,11 @@ def test_export_writes_only_permitted_types(setup: Setup) -> None:
     r = c.get("/fhir/$export", headers=headers)
     assert r.status_code == 202
     job = r.headers["Content-Location"].removeprefix(BASE)
-    asked = json.loads((Path(setup.app.config["FHIR_ADAPTER"]["EXPORT_DIR"])
-                        / job.rsplit("/", 1)[-1] / "request.json").read_text())
-    assert asked["types"] == ["ResearchStudy", "ResearchSubject"]
+    from fhir_adapter.store.jobs import Jobs  # export jobs live in the database
+
+    stored = Jobs(setup.app.extensions["fhir_store"].engine).get(job.rsplit("/", 1)[-1])
+    assert stored is not None
+    assert stored.request["types"] == ["ResearchStudy", "ResearchSubject"]
     other = _bearer(setup.token("admin", "system/*.rs"))
     assert c.get(f"/fhir{job}", headers=other).status_code == 404  # not another client's
 

@@ -6,12 +6,8 @@ PostgreSQL: kick-off, status, manifest, files, deletion, and the errors a client
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +16,8 @@ from flask.testing import FlaskClient
 from gateway_fixtures import FHIR, app, client, database_url, patient, post, unique_system  # noqa: F401
 
 from fhir_adapter.gateway import load_settings
-from fhir_adapter.gateway.bulkexport import jobs_dir
 from fhir_adapter.store.canonical import loads
+from fhir_adapter.store.jobs import Jobs
 from fhir_adapter.validation import validate
 
 ASYNC = {"Accept": FHIR, "Prefer": "respond-async"}
@@ -158,22 +154,38 @@ def test_files_are_served_only_from_finished_jobs(client: FlaskClient, app: Flas
         assert client.get(f"/fhir/$export-file/{job}/{name}").status_code == 404, name
 
 
-def test_a_job_whose_process_ended_is_reported_failed(client: FlaskClient,
-                                                      app: Flask) -> None:
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
+def _jobs(app: Flask) -> Jobs:
+    return Jobs(app.extensions["fhir_store"].engine)
+
+
+def test_a_job_whose_worker_died_is_taken_over_then_failed(client: FlaskClient,
+                                                          app: Flask) -> None:
     kick = client.get("/fhir/$export?_type=ResearchStudy", headers=ASYNC)
     location = kick.headers["Content-Location"]
-    _finished(client, location)
-    with app.app_context():
-        folder = jobs_dir() / location.rsplit("/", 1)[1]
-    (folder / "done.json").unlink()  # as if it had never finished ...
-    asked = json.loads((folder / "request.json").read_text())
-    asked["pid"] = int(ended.stdout)  # ... in a process that is gone
-    (folder / "request.json").write_text(json.dumps(asked))
-    reply = client.get(location.removeprefix("http://testserver"))
+    job = location.rsplit("/", 1)[1]
+    assert _finished(client, location).status_code == 200
+    jobs = _jobs(app)
+    # What a worker killed mid-job leaves: running, its heartbeat stopped long ago.
+    with jobs.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE export_jobs SET status = 'running', owner = 'gone:1:x', heartbeat = 0, "
+            "finished = NULL, result = NULL, attempts = 1 WHERE id = ?"
+            if conn.dialect.name == "sqlite" else
+            "UPDATE export_jobs SET status = 'running', owner = 'gone:1:x', heartbeat = 0, "
+            "finished = NULL, result = NULL, attempts = 1 WHERE id = %s", (job,))
+    done = _finished(client, location)  # polling wakes this process's worker: it resumes
+    assert done.status_code == 200
+    assert _jobs(app).get(job).attempts == 2  # type: ignore[union-attr]
+    with jobs.engine.begin() as conn:  # dead again, and out of attempts: failed, visibly
+        conn.exec_driver_sql(
+            "UPDATE export_jobs SET status = 'running', owner = 'gone:1:x', heartbeat = 0, "
+            "finished = NULL, result = NULL, attempts = 3 WHERE id = ?"
+            if conn.dialect.name == "sqlite" else
+            "UPDATE export_jobs SET status = 'running', owner = 'gone:1:x', heartbeat = 0, "
+            "finished = NULL, result = NULL, attempts = 3 WHERE id = %s", (job,))
+    reply = _finished(client, location)
     assert reply.status_code == 500
-    assert "the server process that ran it has ended" in reply.get_data(as_text=True)
+    assert "its worker stopped each time" in reply.get_data(as_text=True)
 
 
 def test_since_exports_what_changed_from_then(client: FlaskClient) -> None:
@@ -192,35 +204,37 @@ def test_since_exports_what_changed_from_then(client: FlaskClient) -> None:
 
 
 def test_finished_jobs_expire(client: FlaskClient, app: Flask) -> None:
-    def finished_job() -> tuple[str, Path, Any]:
+    def finished_job() -> tuple[str, str, Any]:
         kick = client.get("/fhir/$export?_type=ResearchStudy", headers=ASYNC)
         location = kick.headers["Content-Location"]
-        with app.app_context():
-            folder = jobs_dir() / location.rsplit("/", 1)[1]
-        return location, folder, _finished(client, location)
+        return location, location.rsplit("/", 1)[1], _finished(client, location)
 
-    def age(folder: Path, seconds: float) -> None:
-        for name in ("request.json", "done.json"):
-            stamp = (folder / name).stat().st_mtime - seconds
-            os.utime(folder / name, (stamp, stamp))
+    def age(job: str, seconds: float) -> None:
+        with _jobs(app).engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE export_jobs SET finished = finished - ? WHERE id = ?"
+                if conn.dialect.name == "sqlite" else
+                "UPDATE export_jobs SET finished = finished - %s WHERE id = %s",
+                (seconds, job))
 
-    location, folder, done = finished_job()
+    location, job, done = finished_job()
+    finished = _jobs(app).get(job).finished  # type: ignore[union-attr]
     expires = parsedate_to_datetime(done.headers["Expires"]).timestamp()
-    assert abs(expires - ((folder / "done.json").stat().st_mtime + 24 * 3600)) < 1
+    assert abs(expires - (finished + 24 * 3600)) < 1  # type: ignore[operator]
     url = done.get_json()["output"][0]["url"]
-    age(folder, 24 * 3600 - 60)  # a minute left: still there
+    age(job, 24 * 3600 - 60)  # a minute left: still there
     assert client.get(location.removeprefix("http://testserver")).status_code == 200
     _download(client, url)
-    age(folder, 120)  # a minute past: gone, for the file and the status alike
+    age(job, 120)  # a minute past: gone, for the file and the status alike
     gone = client.get(url.removeprefix("http://testserver"))
     assert gone.status_code == 404 and "expired" in gone.get_data(as_text=True)
-    assert not folder.exists()
+    assert _jobs(app).get(job) is None
     assert client.get(location.removeprefix("http://testserver")).status_code == 404
 
     _, stale, _ = finished_job()  # not asked for again: the next kick-off removes it
     age(stale, 25 * 3600)
     _, fresh, _ = finished_job()
-    assert not stale.exists() and fresh.exists()
+    assert _jobs(app).get(stale) is None and _jobs(app).get(fresh) is not None
 
 
 def test_export_retention_setting() -> None:

@@ -270,3 +270,12 @@ def test_cors_preflight_allows_patch(database_url: str) -> None:
         cors_app.extensions["fhir_store"].close()
     assert pre.status_code == 200
     assert "PATCH" in pre.headers["Access-Control-Allow-Methods"]
+
+
+def test_a_patch_of_an_id_no_resource_can_have_is_400(client) -> None:
+    # Found by the fuzz test on PostgreSQL: a NUL in the id reached the database (500).
+    for rid in ("a%00b", "x" * 65):
+        r = client.patch(f"/fhir/AdverseEvent/{rid}", data=b"[]",
+                         headers={"Content-Type": "application/json-patch+json"})
+        assert r.status_code == 400, r.data
+        assert _body(r)["resourceType"] == "OperationOutcome"

@@ -140,7 +140,9 @@ JUNK: dict[type, st.SearchStrategy[Any]] = {
     str: TEXT,
     bool: st.booleans(),
     int: st.one_of(st.integers(-3, 3), st.integers(2**31 - 2, 2**31 + 2)),
-    float: st.floats(allow_nan=False, width=32),
+    # No infinities: JSON cannot hold one, so no request body or file brings one (drawn, the
+    # two validators parted on Location.position.longitude = inf, a value never parsed).
+    float: st.floats(allow_nan=False, allow_infinity=False, width=32),
     type(None): st.none(),
 }
 ANY_VALUE = st.one_of(*JUNK.values(), st.just({}), st.just([]), st.just({"x": 1}),

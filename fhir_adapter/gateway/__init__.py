@@ -7,11 +7,13 @@ Settings come from FHIR_ADAPTER_* environment variables (the same names without 
 can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public URL of /fhir,
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
 CORS_ORIGINS (off when empty, the default; "*", or a comma-separated list), EXPORT_DIR
-(Bulk Data $export jobs; default ./fhir-adapter-exports, shared by the workers),
-EXPORT_RETENTION (seconds a finished job is kept; 86400); the input limits of
-gateway/limits.py (MAX_DEPTH, MAX_STRING_LENGTH, MAX_PARAMS, MAX_OFFSET, MAX_ENTRIES,
-MAX_URL_LENGTH). Authorization (gateway/security.py, fhir_adapter/auth): AUTH ("none" or
-"smart"), RATE_LIMIT (requests a minute per client and worker with auth on; 0: no limit),
+(scratch folder where $export jobs build their files; default the system's temporary
+folder), EXPORT_RETENTION (seconds a finished job is kept; 86400), EXPORT_WORKERS (0: this
+process runs no jobs), EXPORT_STALE (seconds without a heartbeat before a job is taken over;
+60), EXPORT_MAX_ATTEMPTS (3); the input limits of gateway/limits.py (MAX_DEPTH,
+MAX_STRING_LENGTH, MAX_PARAMS, MAX_OFFSET, MAX_ENTRIES, MAX_URL_LENGTH). Authorization
+(gateway/security.py, fhir_adapter/auth): AUTH ("none" or "smart"), RATE_LIMIT
+(requests a minute per client and worker with auth on; 0: no limit),
 AUTH_ISSUER, AUTH_JWKS_URL, AUTH_AUDIENCE (tokens of an external issuer to accept).
 DASHBOARD (the HTML dashboard at / : auto, on, off; see fhir_adapter.dashboard; auto is off
 when AUTH is on).
@@ -39,8 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_COUNT": 20,
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "CORS_ORIGINS": "",  # off: a web page elsewhere gets no answer it can read
-    "EXPORT_DIR": None,  # Bulk Data $export jobs (gateway/bulkexport.py)
+    "EXPORT_DIR": None,  # scratch folder where $export jobs build their files (else temp)
     "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export job is kept
+    "EXPORT_WORKERS": 1,  # 0: this process runs no $export jobs (others sharing the store do)
+    "EXPORT_STALE": 60,  # seconds without a heartbeat before another worker takes a job over
+    "EXPORT_MAX_ATTEMPTS": 3,  # claims of one job before it is failed
     "AUTH": "none",  # or "smart": SMART Backend Services (gateway/security.py)
     "RATE_LIMIT": 6000,  # requests a minute per client and worker, with auth on; 0: none
     "AUTH_ISSUER": None,  # an external issuer whose tokens are accepted ...
@@ -50,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     **LIMITS,  # input limits (gateway/limits.py)
 }
 _INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", "RATE_LIMIT",
-         *LIMITS)
+         "EXPORT_WORKERS", "EXPORT_STALE", "EXPORT_MAX_ATTEMPTS", *LIMITS)
 _log = logging.getLogger("fhir_adapter.gateway")
 
 

@@ -32,6 +32,9 @@ HL7_OPS = "http://hl7.org/fhir/OperationDefinition/"
 OWN_OPS = "https://fhir-adapter.dev/fhir/OperationDefinition/"
 COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"  # gateway/compartments.py
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+BULK_EXPORT_LEVEL = {
+    "Group": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+    "Patient": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}
 WRITE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance",
                       "history-type", "create", "search-type")
 
@@ -78,6 +81,8 @@ def _stored_type(version: FhirVersion, rtype: str) -> dict[str, Any]:
     if rtype == "ResearchStudy":  # Bulk Data's pattern over one study: gateway/bulkexport.py
         out["operation"].append({"name": "export",
                                  "definition": OWN_OPS + "ResearchStudy-export"})
+    elif rtype in ("Group", "Patient"):  # the Bulk Data IG's group- and patient-level export
+        out["operation"].append({"name": "export", "definition": BULK_EXPORT_LEVEL[rtype]})
     return out
 
 

@@ -24,7 +24,7 @@ from ..auth.access import require
 from ..errors import BadRequest, NotFound, PreconditionFailed
 from ..store.canonical import dumps, loads
 from .context import Ctx, ctx
-from .interactions import Written, check_type, matches
+from .interactions import Written, check_id, check_type, matches
 from .negotiation import JSON_PATCH, MERGE_PATCH, content_type, read_json
 from .patch_fhirpath import PatchError, apply_fhirpath_patch
 from .responses import body_in, parse_etag
@@ -87,6 +87,7 @@ def patch(c: Ctx, resource_type: str, id: str, mime: str, body: Any, *,
     """Apply a patch to the current resource and write the result as an update (the
     version read is the one written over: a concurrent change answers 412)."""
     check_type(resource_type, write=True)
+    check_id(id, write=True)  # NUL, spaces, 65 characters: 400, never a query with it
     # before the read: a patch's errors and its answer show the resource's content
     require(resource_type, "r", "patch (it reads the resource)")
     require(resource_type, "u", "patch")

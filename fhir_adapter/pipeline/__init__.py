@@ -7,7 +7,9 @@ alike (no click, no Flask).
   `bundles`: FHIR Bundles / NDJSON stored as they are;
 - `report`: the `Reporter` interface through which a run tells its caller warnings,
   data-quality findings (`fhir_adapter.findings`) and progress; `checks`: findings, or under
-  `strict` errors.
+  `strict` errors;
+- `cohorts`: after a load, each study's cohort Group (`mapping/cohort.py`) in step with its
+  stored subjects; `compartment`: what a Group or Patient `$export` covers.
 
 Submodules are imported by name (nothing here), so the command line's start-up loads only
 what a command uses.

@@ -37,6 +37,7 @@ class LoadSummary:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     files: int = 0
     findings: Counter[str] = field(default_factory=Counter)  # data-quality rule -> rows
+    cohorts: Counter[str] = field(default_factory=Counter)  # derived Groups: not the files'
 
     def add(self, resource_type: str, outcome: str) -> None:
         self.counts.setdefault(resource_type, Counter())[outcome] += 1
@@ -51,6 +52,10 @@ class LoadSummary:
         if self.findings:
             lines.append("data-quality findings (mapped as recorded, tagged): " + ", ".join(
                 f"{rule} {n}" for rule, n in sorted(self.findings.items())))
+        if self.cohorts:
+            c = self.cohorts
+            lines.append(f"cohort Group (the studies' enrolled subjects): {c['created']} "
+                         f"created, {c['updated']} updated, {c['unchanged']} unchanged")
         return lines
 
     def __str__(self) -> str:
@@ -201,6 +206,7 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
     own = store is None
     target: Store | None = store
     summary = LoadSummary()
+    started = _now()
     if report is None and warn is not None:
         report = Warnings(warn)
     counted = Tally(report, summary.findings)
@@ -229,10 +235,27 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
             if target is None:
                 target = _open(database)
             target.analyze(written(summary))
+            if kind in ("study", "enrollments") and written(summary):
+                _cohorts(target, started, summary)
         finally:
             if own and target is not None:
                 target.close()  # type: ignore[attr-defined]
     return summary
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    from ..store.values import instant_text
+
+    return instant_text(datetime.now(UTC))
+
+
+def _cohorts(store: Store, started: str, summary: LoadSummary) -> None:
+    """The hook that keeps each study's cohort Group in step (cohorts.py)."""
+    from .cohorts import refresh_cohorts
+
+    summary.cohorts.update(refresh_cohorts(store, started))
 
 
 def _open(database: str | None) -> Store:

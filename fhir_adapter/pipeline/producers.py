@@ -27,9 +27,11 @@ def producer(kind: str) -> Producer:
 
 def _studies(paths: list[Path], version: FhirVersion, report: Reporter | None = None,
              **options: Any) -> Iterator[Resource]:
+    from ..mapping.cohort import link_study
     from .study import study_resources
 
-    return study_resources(paths, version, report, **options)
+    for resource in study_resources(paths, version, report, **options):
+        yield link_study(resource, version)  # recruitment.actualGroup: cohorts.py makes it
 
 
 def _enrollments(paths: list[Path], version: FhirVersion, report: Reporter | None = None, *,

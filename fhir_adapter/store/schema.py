@@ -5,6 +5,7 @@ resource_versions  one row per version (history): when, how (POST/PUT/DELETE)
 resource_bodies    canonical JSON bytes per version and FHIR version, served verbatim
                    (bytea, not JSONB: JSONB would reorder keys and rewrite decimals)
 locks              named rows that serialise conditional writes (If-None-Exist)
+export_jobs, export_files   Bulk Data $export jobs and their output (store/jobs.py)
 idx_*              search index of current versions, one table per parameter type, each row
                    keyed by (res_type, res_id, fhir_version, param, grp)
 """
@@ -90,6 +91,30 @@ resource_bodies = Table(
 )
 
 locks = Table("locks", metadata, Column("name", String(64), primary_key=True))
+
+# Bulk Data $export jobs (store/jobs.py): any gateway process on any host sharing the store
+# claims a queued job, or one whose worker stopped beating; the output lives here too, so any
+# of them serves the files.
+export_jobs = Table(
+    "export_jobs", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("status", String(12), nullable=False),  # queued | running | done | error
+    Column("request", Text, nullable=False),  # JSON: what was asked
+    Column("created", Float, nullable=False),  # epoch seconds
+    Column("owner", String(200)),  # host:pid:thread of the worker running it
+    Column("heartbeat", Float),
+    Column("attempts", Integer, nullable=False),
+    Column("finished", Float),
+    Column("result", Text),  # JSON: counts per file, or the error
+    Index("ix_export_jobs_status", "status", "created"),
+)
+export_files = Table(
+    "export_files", metadata,
+    Column("job", String(32), primary_key=True),
+    Column("name", String(80), primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
 
 
 def _index_table(name: str, *columns: Column, search: tuple[tuple[str, ...], ...],
