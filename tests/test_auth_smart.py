@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,6 +193,26 @@ def test_patch_compartments_and_search_parameters_need_their_scopes(setup: Setup
     r = c.patch(f"/fhir/ResearchStudy/{TAG}-study", json=patch,
                 headers={**writer, **json_patch})
     assert r.status_code == 200 and r.json["status"] == "completed", r.get_data(as_text=True)
+
+
+def test_an_async_ingest_job_is_its_clients_alone(setup: Setup) -> None:
+    c = setup.client()
+    admin = _bearer(setup.token("admin", "system/*.cruds"))
+    study = (Path(__file__).resolve().parents[1] / "examples" / "NCT05003921.json").read_bytes()
+    r = c.post("/fhir/$ingest?kind=study", data=study,
+               headers={**admin, "Content-Type": "application/json",
+                        "Prefer": "respond-async"})
+    assert r.status_code == 202, r.get_data(as_text=True)
+    status = r.headers["Content-Location"].removeprefix(BASE)
+    other = _bearer(setup.token("study", STUDY_SCOPE))
+    assert c.get(f"/fhir{status}", headers=other).status_code == 404
+    assert c.delete(f"/fhir{status}", headers=other).status_code == 404
+    for _ in range(300):
+        answer = c.get(f"/fhir{status}", headers=admin)
+        if answer.status_code != 202:
+            break
+        time.sleep(0.1)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
 
 
 def test_export_writes_only_permitted_types(setup: Setup) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import Blueprint, Request, Response, request
 
+from ..auth.access import UNRESTRICTED, current
 from ..errors import Conflict, FhirError, Issue, NotFound
 from ..store.canonical import dumps
 from .context import Ctx, ctx, settings
@@ -70,7 +71,8 @@ def kick_off(c: Ctx, upload: Request) -> Response:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     _write(folder / "request.json", dumps({"kind": kind, "host": socket.gethostname(),
-                                           "pid": os.getpid()}))
+                                           "pid": os.getpid(),
+                                           "client": current().client_id}))
     threading.Thread(target=_run, args=(c, folder, kind, paths, options),
                      name=f"ingest-{job}", daemon=True).start()
     return fhir_response(None, 202, headers={
@@ -114,6 +116,10 @@ def ingest_status(job: str) -> Response:
     c = ctx()
     folder = jobs_dir() / job
     if not _JOB.fullmatch(job) or not (folder / "request.json").is_file():
+        raise NotFound(f"no $ingest job {job}")
+    # With auth on, a job is its client's alone (its answer names rows and values), as $export's.
+    if current() is not UNRESTRICTED and json.loads(
+            (folder / "request.json").read_bytes()).get("client") != current().client_id:
         raise NotFound(f"no $ingest job {job}")
     result, error = folder / "result.json", folder / "error.json"
     if request.method == "DELETE":
