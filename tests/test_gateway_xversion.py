@@ -4,6 +4,8 @@ converted stays in its own version, a read in the other naming the element."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from gateway_fixtures import FHIR, app, client, database_url, unique_system
 
@@ -11,6 +13,7 @@ from fhir_adapter.store.canonical import dumps, loads
 
 __all__ = ["app", "client", "database_url"]
 R5 = "application/fhir+json; fhirVersion=5.0"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _ids(client, url: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -78,11 +81,75 @@ def test_every_stored_type_written_in_r4_reads_in_r5(client, rtype, r4, r5_check
 
 
 def test_r5_write_that_r4_cannot_hold_is_406_in_r4_naming_the_element(client) -> None:
+    # R4 has no home for assignedComparisonGroup's own extensions (only for its value)
     body = {"resourceType": "ResearchSubject", "status": "active",
-            "study": {"reference": "ResearchStudy/x"}, "subject": {"reference": "Patient/y"}}
+            "study": {"reference": "ResearchStudy/x"}, "subject": {"reference": "Patient/y"},
+            "assignedComparisonGroup": "arm-a", "_assignedComparisonGroup": {"extension": [
+                {"url": "http://example.org/why", "valueString": "randomised"}]}}
     r = client.post("/fhir/R5/ResearchSubject", data=dumps(body),
                     headers={"Content-Type": FHIR})
     assert r.status_code == 201
     r4 = client.get(f"/fhir/ResearchSubject/{loads(r.data)['id']}", headers={"Accept": FHIR})
     assert r4.status_code == 406
-    assert "ResearchSubject.progress.subjectState" in loads(r4.data)["issue"][0]["diagnostics"]
+    issue = loads(r4.data)["issue"][0]
+    assert issue["expression"] == ["ResearchSubject._assignedComparisonGroup"]
+    assert "ResearchSubject._assignedComparisonGroup" in issue["diagnostics"]
+
+
+def test_r5_research_subject_without_progress_reads_in_r4(client) -> None:
+    """No R5 progress: R4 status (required) holds a data-absent-reason, and the R5 status
+    and everything else come back when it is written again in R4."""
+    body = {"resourceType": "ResearchSubject", "status": "draft",
+            "study": {"reference": "ResearchStudy/x"}, "subject": {"reference": "Patient/y"}}
+    r = client.post("/fhir/R5/ResearchSubject", data=dumps(body),
+                    headers={"Content-Type": FHIR})
+    rid = loads(r.data)["id"]
+    r4 = loads(client.get(f"/fhir/ResearchSubject/{rid}").data)
+    assert "status" not in r4 and r4["_status"]["extension"][0]["valueCode"] == "unsupported"
+    r4.pop("meta")
+    assert client.put(f"/fhir/ResearchSubject/{rid}", data=dumps(r4),
+                      headers={"Content-Type": FHIR}).status_code == 200
+    again = loads(client.get(f"/fhir/R5/ResearchSubject/{rid}").data)
+    again.pop("meta")
+    assert again == {**body, "id": rid}
+
+
+def test_research_study_from_our_r4_output_reads_in_r5(client) -> None:
+    """Our R4 study mapping carries R5 facts in cross-version extensions (comparisonGroup
+    with linkId and intendedExposure, recruitment, progressStatus, labels, ...): written by
+    a client, the R5 read has them as R5 elements again."""
+    data = loads((ROOT / "tests" / "golden" / "study" / "NCT05003921.r4.expected.json")
+                 .read_bytes())
+    study = next(r for r in _all(data) if r["resourceType"] == "ResearchStudy")
+    system = unique_system()
+    study = {**study, "identifier": [*study["identifier"], {"system": system, "value": "1"}]}
+    study.pop("id")
+    r = client.post("/fhir/ResearchStudy", data=dumps(study), headers={"Content-Type": FHIR})
+    assert r.status_code == 201, r.data
+    rid = loads(r.data)["id"]
+    r5 = client.get(f"/fhir/R5/ResearchStudy/{rid}")
+    assert r5.status_code == 200, r5.data
+    got = loads(r5.data)
+    assert not [e for e in got.get("extension", [])
+                if e["url"].startswith("http://hl7.org/fhir/5.0/")]  # all folded back
+    arm = got["comparisonGroup"][0]
+    assert arm["linkId"] == "arm-treatment-group" and arm["intendedExposure"]
+    assert got["recruitment"]["eligibility"] == study["enrollment"][0]
+    states = [p["state"] for p in got["progressStatus"]]  # no state entry added: R4 status
+    assert states[0]["coding"][0]["code"] == "temporarily-closed-to-accrual"  # is the first
+    assert states[1:] == [{"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/research-study-status",
+        "code": "overall-study", "display": "Overall study"}]}, {"text": "Primary completion"}]
+    assert rid in _ids(client, f"/fhir/R5/ResearchStudy?identifier={system}|1")
+    assert rid in _ids(client, "/fhir/R5/ResearchStudy?identifier=NCT05003921")
+
+
+def _all(data):  # type: ignore[no-untyped-def]
+    if isinstance(data, list):
+        for item in data:
+            yield from _all(item)
+    elif isinstance(data, dict) and "resourceType" in data and data["resourceType"] != "Bundle":
+        yield data
+    elif isinstance(data, dict):
+        for value in data.values():
+            yield from _all(value)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fhir_adapter.gateway.xversion import NotRepresentable, convert, convert_checked, equivalent
+from fhir_adapter.gateway.xversion.placeholders import PLACEHOLDER
 from fhir_adapter.store.canonical import loads
 from fhir_adapter.validation import validate
 
@@ -52,38 +53,10 @@ def _examples() -> list[Any]:
     return out
 
 
-# R5 content with no R4 home for a required R4 element: refused, naming it.
-REFUSED = {"AdverseEvent": "AdverseEvent.suspectEntity", "EvidenceVariable": "EvidenceVariable",
-           "ResearchStudy": "ResearchStudy."}
-
-
-def _study_level_comparison_groups(resource: dict) -> bool:
-    """Our R4 study mapping's R5 facts without an R4 home (comparisonGroup, the cohort in
-    recruitment.actualGroup) travel in study-level cross-version extensions."""
-    return any(str(e.get("url", "")).startswith(
-        "http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchStudy.comparisonGroup")
-        or str(e.get("url", "")).startswith(
-            "http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchStudy.recruitment")
-        for e in resource.get("extension", []))
-
-
 @pytest.mark.parametrize("version,resource", _examples())
 def test_examples_and_goldens_round_trip(version, resource) -> None:
     assert validate(resource, version) == []
-    try:
-        converted = convert_checked(resource, version, OTHER[version])
-    except NotRepresentable as exc:
-        if version == "R4" and _study_level_comparison_groups(resource):
-            # Known gap: our R4 study mapping carries R5 comparisonGroup facts (linkId,
-            # intendedExposure) and the cohort Group in study-level cross-version extensions;
-            # the converter does not yet fold them back, so such a client write reads in R4
-            # only and R5 answers 406 naming the element (our own loads store both versions).
-            assert exc.element in ("ResearchStudy.comparisonGroup", "ResearchStudy.extension"), exc
-            return
-        # Only R5 content R4 cannot hold: R4 always fits R5 (its extensions carry the rest).
-        assert version == "R5", exc
-        assert exc.element.startswith(REFUSED[resource["resourceType"]]), exc
-        return
+    converted = convert_checked(resource, version, OTHER[version])  # never refused
     assert validate(converted, OTHER[version]) == []
     assert equivalent(convert(converted, OTHER[version], version), resource)
 
@@ -117,11 +90,33 @@ def test_a_changed_r4_status_becomes_a_new_r5_progress_entry() -> None:
     assert again["progress"][0]["startDate"] == "2024-01-01"
 
 
+def test_required_elements_without_a_value_hold_a_placeholder() -> None:
+    # R5 Group.type 'careteam' has no R4 code: the code travels in the cross-version
+    # extension, the required R4 element holds a data-absent-reason, both go on the way back.
+    r5 = {"resourceType": "Group", "type": "careteam", "membership": "enumerated"}
+    r4 = convert_checked(r5, "R5", "R4")
+    assert r4["_type"] == PLACEHOLDER and "type" not in r4
+    assert r4["extension"] == [{"url": "http://hl7.org/fhir/5.0/StructureDefinition/"
+                                       "extension-Group.type", "valueCode": "careteam"}]
+    assert convert(r4, "R4", "R5") == r5
+    # an R5 ResearchSubject without progress: no R4 status, a placeholder in its place
+    subject = {"resourceType": "ResearchSubject", "status": "active",
+               "study": {"reference": "ResearchStudy/x"}, "subject": {"reference": "Patient/y"}}
+    r4 = convert_checked(subject, "R5", "R4")
+    assert r4["_status"] == PLACEHOLDER and "status" not in r4
+    assert convert(r4, "R4", "R5") == subject
+
+
 def test_what_cannot_be_represented_is_named() -> None:
-    with pytest.raises(NotRepresentable) as caught:
-        convert_checked({"resourceType": "Group", "type": "careteam",
-                         "membership": "enumerated"}, "R5", "R4")
-    assert caught.value.element.startswith("Group.type")
+    with pytest.raises(NotRepresentable) as caught:  # two values for R5 subject
+        convert_checked({"resourceType": "ResearchSubject", "status": "on-study",
+                         "study": {"reference": "ResearchStudy/x"},
+                         "individual": {"reference": "Patient/p"},
+                         "extension": [{"url": "http://hl7.org/fhir/5.0/StructureDefinition/"
+                                               "extension-ResearchSubject.subject",
+                                        "valueReference": {"reference": "Group/g"}}]},
+                        "R4", "R5")
+    assert caught.value.element == "ResearchSubject.subject"
     with pytest.raises(NotRepresentable) as caught:  # R5 has no home for assignedArm's own
         convert_checked({"resourceType": "ResearchSubject", "status": "on-study",
                          "study": {"reference": "ResearchStudy/x"},
@@ -130,6 +125,13 @@ def test_what_cannot_be_represented_is_named() -> None:
                                                          "valueString": "y"}]}},
                         "R4", "R5")
     assert caught.value.element == "ResearchSubject._assignedArm"
+    with pytest.raises(NotRepresentable) as caught:  # an exposure of an arm there is not
+        convert_checked({"resourceType": "ResearchStudy", "status": "active",
+                         "arm": [{"name": "A"}], "extension": [{
+                             "url": "http://hl7.org/fhir/5.0/StructureDefinition/"
+                                    "extension-ResearchStudy.comparisonGroup",
+                             "extension": [{"url": "name", "valueString": "B"}]}]}, "R4", "R5")
+    assert caught.value.element == "ResearchStudy.extension"
 
 
 # -- generated resources -------------------------------------------------------------------

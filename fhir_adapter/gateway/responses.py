@@ -61,12 +61,13 @@ def body_in(stored: Stored, version: FhirVersion) -> bytes:
         return stored.json(version)
     except KeyError:
         written = " and ".join(sorted(stored.body)) or "no FHIR version"
-        why = why_not(stored.body[min(stored.body)], min(stored.body), version) \
-            if stored.body else "it has no body"  # type: ignore[arg-type]
-        raise NotAcceptable(
-            f"{stored.resource_type}/{stored.id} is not representable in FHIR {version}: it "
-            f"exists in {written} only ({why}); request it with "
-            f"fhirVersion={VERSION_PARAM_OUT[min(stored.body, default='R4')]}") from None
+        why, element = why_not(stored.body[min(stored.body)], min(stored.body), version) \
+            if stored.body else ("it has no body", None)  # type: ignore[arg-type]
+        message = (f"{stored.resource_type}/{stored.id} is not representable in FHIR "
+                   f"{version}: it exists in {written} only ({why}); request it with "
+                   f"fhirVersion={VERSION_PARAM_OUT[min(stored.body, default='R4')]}")
+        raise NotAcceptable(message, issues=[Issue("error", NotAcceptable.code, message,
+                                                   element)]) from None
 
 
 def version_headers(stored: Stored) -> dict[str, str]:

@@ -53,11 +53,12 @@ def representations(resource: dict[str, Any], version: FhirVersion,
     return out
 
 
-def why_not(body: bytes, version: FhirVersion, wanted: FhirVersion) -> str:
-    """Why a resource stored in `version` has no representation in `wanted`."""
+def why_not(body: bytes, version: FhirVersion, wanted: FhirVersion) -> tuple[str, str | None]:
+    """Why a resource stored in `version` has no representation in `wanted`, and the
+    element (FHIRPath) that cannot be carried when one can be named."""
     try:
         xversion.convert_checked(loads(body), version, wanted)
     except xversion.NotRepresentable as exc:
-        return str(exc)
+        return str(exc), exc.element
     return ("it was stored before conversions between versions existed; write it again "
-            "to add its other version")
+            "to add its other version", None)

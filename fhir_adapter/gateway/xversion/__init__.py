@@ -4,7 +4,9 @@ searches in both versions (the mappings make both themselves; this is for client
     convert(resource, "R4", "R5")  -> the R5 resource (NotRepresentable names the element
                                       that cannot be carried)
 
-Three passes over a copy:
+Passes over a copy:
+0. placeholders (data-absent-reason in a required element, made by an earlier conversion)
+   are taken out;
 1. restore: cross-version extensions for elements of the target version (put there by an
    earlier conversion, or by our mappings) become those elements again;
 2. rules (rules.json, rules.py): the structural changes of the resource type;
@@ -12,7 +14,9 @@ Three passes over a copy:
    type -> kept (its children checked in turn); a list where the target has a single
    element (or the reverse) -> converted when one item; anything else -> the official
    cross-version extension (`http://hl7.org/fhir/<source release>/StructureDefinition/
-   extension-<path>`) on its parent.
+   extension-<path>`) on its parent;
+4. fill: a required element the target still lacks (its value went to an extension) gets a
+   data-absent-reason placeholder (placeholders.py).
 R4 -> R5 -> R4 gives the resource back (tests/test_xversion.py: hypothesis, the official
 examples, our goldens); `convert_checked` proves it for each write.
 """
@@ -24,7 +28,7 @@ from typing import Any
 
 from ...store.canonical import dumps, loads
 from ...validation import FhirVersion, resource_types, validate
-from . import rules
+from . import placeholders, rules
 from .extensions import NotRepresentable, pack, restore
 from .schema import (
     choice_base,
@@ -114,6 +118,11 @@ def _carry(obj: dict[str, Any], path: str, owner: str | None, source_owner: str 
     home into extensions on `obj`."""
     homeless: list[tuple[str, str, Any]] = []  # (source name, key in obj, value)
     props = properties(target, owner) if owner else {}
+    for key in [k for k in obj if k.startswith(rules.RESTORED) and k[1:] in obj]:
+        # R4 0..1 -> R5 0..*: the first item in the element, the others from its extension
+        if repeats(target, owner, key[1:]) and not isinstance(obj[key[1:]], list) \
+                and isinstance(obj[key], list):
+            obj[key[1:]] = [obj[key[1:]], *obj.pop(key)]
     for key, value in list(obj.items()):
         if key in _PASS:
             continue
@@ -136,9 +145,12 @@ def _carry(obj: dict[str, Any], path: str, owner: str | None, source_owner: str 
         s_type = element_type(source, source_owner, source_key) if source_owner else None
         if repeats(target, owner, key) != isinstance(value, list):
             if isinstance(value, list):
-                if len(value) != 1:
+                if not value:
                     homeless.append((source_key, key, value))
                     continue
+                if len(value) > 1:  # the first in its element, the others in an extension
+                    obj[rules.HOMELESS + key] = value[1:]
+                    homeless.append((source_key, rules.HOMELESS + key, value[1:]))
                 value = obj[key] = value[0]
             else:
                 value = obj[key] = [value]
@@ -196,12 +208,14 @@ def convert(resource: dict[str, Any], source: FhirVersion, target: FhirVersion
     if rtype not in properties_types(target):
         raise NotRepresentable(rtype, f"FHIR {target} has no {rtype} resource")
     out = loads(dumps(resource))  # a copy that keeps decimals' text
+    placeholders.strip(out)
     _restore_all(out, rtype, source, target, rules.renamed(rtype, source))
     rules.apply(out, up=(target == "R5"))
     native: set[tuple[int, str]] = set()
     _settle(out, native)
     _carry(out, rtype, rtype, rtype, rtype, source, target, rules.renamed(rtype, target),
            rules.retyped(rtype, target), native)
+    placeholders.fill(out, target)
     return _ordered(out, target, rtype)
 
 

@@ -17,9 +17,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from ... import ids
 from ...validation import FhirVersion
 from .extensions import NotRepresentable
-from .schema import codes
+from .schema import codes, properties
 
 Rule = dict[str, Any]
 
@@ -105,27 +106,32 @@ def _move(obj: dict[str, Any], rule: Rule, up: bool) -> None:
 
 
 def _wrap(obj: dict[str, Any], rule: Rule, up: bool) -> None:
-    # R4 values first, then the R5 items restored from an extension: the order down() keeps.
+    """R4 X <-> R5 {field: X, ...}: the R5 item's other children travel in cross-version
+    extensions on the R4 value (restored onto it on the way up, lifted back to the item)."""
     key, new, field = rule["path"].rsplit(".", 1)[1], rule["r5"], rule["field"]
     if up:
         value = obj.pop(key, None)
-        restored = obj.pop(RESTORED + new, None) or []
         items = [] if value is None else value if isinstance(value, list) else [value]
-        if items or restored:
-            obj[new] = [{field: i} for i in items] + restored
+        wrapped = []
+        for item in items:
+            lifted = {k: item.pop(k) for k in [k for k in item if k.startswith(RESTORED)]} \
+                if isinstance(item, dict) else {}
+            wrapped.append(({field: item} if item != {} else {}) | lifted)
+        wrapped += obj.pop(RESTORED + new, None) or []  # an older form: the whole item
+        if wrapped:
+            obj[new] = wrapped
         return
     items = obj.get(new)
-    if not isinstance(items, list):
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         return
-    run = 0
-    while run < len(items) and isinstance(items[run], dict) and list(items[run]) == [field]:
-        run += 1
-    if run == 0:
-        return
-    obj.pop(new)
-    obj[key] = [i[field] for i in items[:run]]
-    if items[run:]:
-        obj[HOMELESS + new] = items[run:]
+    out = []
+    for item in obj.pop(new):
+        value = item.get(field, {})
+        if not isinstance(value, dict):  # a primitive: its siblings cannot ride on it
+            obj[new] = items
+            return
+        out.append({**value, **{HOMELESS + k: v for k, v in item.items() if k != field}})
+    obj[key] = out
 
 
 def _append(obj: dict[str, Any], rule: Rule, up: bool) -> None:
@@ -159,8 +165,8 @@ def _latest(items: list[Any], rule: Rule, allowed: list[str]) -> tuple[int, str 
     for n in range(len(items) - 1, -1, -1):
         concept = items[n].get(rule["field"]) if isinstance(items[n], dict) else None
         for coding in (concept or {}).get("coding", []) if isinstance(concept, dict) else []:
-            if isinstance(coding, dict) and coding.get("system") == rule["system"] \
-                    and coding.get("code") in allowed:
+            if isinstance(coding, dict) and coding.get("code") in allowed and \
+                    coding.get("system") in (rule["system"], *rule.get("aliases", ())):
                 return n, coding["code"]
     return -1, None
 
@@ -176,7 +182,7 @@ def _state(obj: dict[str, Any], rule: Rule, up: bool, owner: str) -> None:
         if code is not None:
             if _latest(items, rule, allowed)[1] != code:
                 items.append(_state_entry(rule, code))
-            r5_status = r5_status or status["map"].get(code, status["default"])
+        r5_status = r5_status or status["map"].get(code, status["default"])
         if items:
             obj[listed] = items
         if r5_status is not None:
@@ -184,19 +190,17 @@ def _state(obj: dict[str, Any], rule: Rule, up: bool, owner: str) -> None:
         return
     items = obj.get(listed)
     at, code = _latest(items, rule, allowed) if isinstance(items, list) else (-1, None)
-    if code is None or not isinstance(items, list):
-        raise NotRepresentable(f"{owner}.{listed}.{rule['field']}",
-                               f"R4 {owner}.{key} is required and takes the latest code of "
-                               f"{listed} that R4 knows, but no entry has a {rule['system']} "
-                               "code R4 knows")
-    if at == len(items) - 1 and items[-1] == _state_entry(rule, code) \
+    if code is not None and isinstance(items, list) and at == len(items) - 1 \
+            and items[-1] == _state_entry(rule, code) \
             and _latest(items[:-1], rule, allowed)[1] != code:
         items.pop()
-    obj.pop(listed)
-    if items:
-        obj[HOMELESS + listed] = items
+    if listed in obj:
+        obj.pop(listed)
+        if items:
+            obj[HOMELESS + listed] = items
     r5_status = obj.pop(status["r5"], None)
-    obj[key] = code
+    if code is not None:  # else no R4 status: a placeholder holds the place (placeholders.py)
+        obj[key] = code
     if r5_status is not None and r5_status != status["map"].get(code, status["default"]):
         obj[HOMELESS + status["r5"]] = r5_status
 
@@ -240,9 +244,68 @@ def _choice_ref(obj: dict[str, Any], rule: Rule, up: bool) -> None:
                 obj[base + suffix] = obj.pop(base)[part]
 
 
+def _merge(obj: dict[str, Any], rule: Rule, up: bool, owner: str) -> None:
+    """Items of an R5 list whose R4 counterpart (renamed) holds only some children: the
+    others travel in one cross-version extension per item on the parent, naming the item by
+    `key` (R4 arm + study-level comparisonGroup{linkId, name, intendedExposure} <-> R5
+    comparisonGroup, as our own R4 study mapping writes it)."""
+    listed, key, kept = rule["r5"], rule["key"], set(rule["r4"])
+    order = list(properties("R5", rule["type"]))
+    if up:
+        extras = obj.pop(RESTORED + listed, None)
+        if extras is None:
+            return
+        items = obj.get(listed) or []
+        for extra in extras:
+            match = [i for i in items if isinstance(i, dict) and i.get(key) == extra.get(key)
+                     and not set(extra).difference(kept) & set(i)]
+            if len(match) != 1:
+                raise NotRepresentable(f"{owner}.extension", f"a {listed} extension names "
+                                       f"{extra.get(key)!r}, which is not one {key} of "
+                                       f"{owner}.{rule['path'].rsplit('.', 1)[1]}")
+            match[0].update({k: v for k, v in extra.items() if k != key})
+            ordered = {k: match[0][k] for k in sorted(
+                match[0], key=lambda k: order.index(k) if k in order else len(order))}
+            match[0].clear()
+            match[0].update(ordered)
+        return
+    items = obj.get(listed)
+    if not isinstance(items, list):
+        return
+    extras = []
+    for item in items:
+        if not isinstance(item, dict) or key not in item:
+            continue
+        rest = {k: item.pop(k) for k in [k for k in item if k not in kept]}
+        if rest:
+            extras.append({k: ({**rest, key: item[key]})[k] for k in order
+                           if k in rest or k == key})
+    if extras:
+        obj[HOMELESS + listed] = extras
+
+
+# Functions a "derive" rule may name: the R5 value our own mappings compute from the R4 one.
+DERIVE: dict[str, Callable[[Any], Any]] = {"arm_link_id": ids.arm_link_id}
+
+
+def _derive(obj: dict[str, Any], rule: Rule, up: bool) -> None:
+    """An R4 element kept (in its cross-version extension) beside the R5 element derived from
+    it (R4 assignedArm 'Placebo' -> R5 assignedComparisonGroup 'arm-placebo', the linkId our
+    study mapping gives the arm); on the way down the derived value goes when it still is
+    what the R4 value gives, else it travels in its own extension."""
+    key, new, derive = rule["path"].rsplit(".", 1)[1], rule["r5"], DERIVE[rule["function"]]
+    if up:
+        if isinstance(obj.get(key), str) and new not in obj and RESTORED + new not in obj:
+            obj[new] = derive(obj[key])
+        return
+    source = obj.get(RESTORED + key, obj.get(key))
+    if isinstance(source, str) and new in obj and obj[new] == derive(source):
+        del obj[new]
+
+
 _KINDS: dict[str, Callable[..., None]] = {
     "rename": _rename, "move": _move, "wrap": _wrap, "append": _append,
-    "constant": _constant, "choice-ref": _choice_ref}
+    "constant": _constant, "choice-ref": _choice_ref, "derive": _derive}
 
 
 def apply(resource: dict[str, Any], up: bool) -> None:
@@ -256,5 +319,7 @@ def apply(resource: dict[str, Any], up: bool) -> None:
                 _state(obj, rule, up, rtype)
             elif kind == "codemap":
                 _codemap(obj, rule, up, rtype)
+            elif kind == "merge":
+                _merge(obj, rule, up, rtype)
             else:
                 _KINDS[kind](obj, rule, up)
