@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from gateway_fixtures import FHIR, app, client, database_url, unique_system
+from test_xversion import _resources
 
 from fhir_adapter.store.canonical import dumps, loads
 
@@ -120,7 +121,7 @@ def test_research_study_from_our_r4_output_reads_in_r5(client) -> None:
     a client, the R5 read has them as R5 elements again."""
     data = loads((ROOT / "tests" / "golden" / "study" / "NCT05003921.r4.expected.json")
                  .read_bytes())
-    study = next(r for r in _all(data) if r["resourceType"] == "ResearchStudy")
+    study = next(r for r in _resources(data) if r["resourceType"] == "ResearchStudy")
     system = unique_system()
     study = {**study, "identifier": [*study["identifier"], {"system": system, "value": "1"}]}
     study.pop("id")
@@ -143,13 +144,3 @@ def test_research_study_from_our_r4_output_reads_in_r5(client) -> None:
     assert rid in _ids(client, f"/fhir/R5/ResearchStudy?identifier={system}|1")
     assert rid in _ids(client, "/fhir/R5/ResearchStudy?identifier=NCT05003921")
 
-
-def _all(data):  # type: ignore[no-untyped-def]
-    if isinstance(data, list):
-        for item in data:
-            yield from _all(item)
-    elif isinstance(data, dict) and "resourceType" in data and data["resourceType"] != "Bundle":
-        yield data
-    elif isinstance(data, dict):
-        for value in data.values():
-            yield from _all(value)

@@ -67,6 +67,7 @@ def test_r4_research_subject_in_r5() -> None:
           "assignedArm": "Arm A", "consent": {"reference": "Consent/c"}}
     r5 = convert_checked(r4, "R4", "R5")
     assert r5["subject"] == {"reference": "Patient/p"} and r5["status"] == "active"
+    assert r5["assignedComparisonGroup"] == "arm-arm-a"  # the linkId our mapper gives "Arm A"
     assert r5["consent"] == [{"reference": "Consent/c"}]
     assert r5["progress"][-1]["subjectState"]["coding"][0]["code"] == "on-study"
     assert r5["extension"] == [{
@@ -254,6 +255,83 @@ R4_RESOURCES = {
             st.builds(lambda c: {"itemCodeableConcept": c}, _concept),
             st.builds(lambda r: {"itemReference": r, "isActive": True}, _ref("Substance")))),
         "batch": st.builds(lambda n: {"lotNumber": n}, _text)}),
+    "EvidenceVariable": _resource("EvidenceVariable", {
+        "status": st.sampled_from(["draft", "active"]),
+        "characteristic": _listed(st.one_of(
+            st.builds(lambda c: {"definitionCodeableConcept": c}, _concept),
+            st.builds(lambda r, x: {"definitionReference": r, "exclude": x}, _ref("Group"),
+                      st.booleans())))}, {
+        "title": _text, "description": _text, "name": _text,
+        "note": _listed(st.builds(lambda t: {"text": t}, _text)),
+        "type": st.sampled_from(["dichotomous", "continuous", "descriptive"])}),
+}
+
+_state = st.builds(lambda c: {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/research-subject-state", "code": c}]},
+    st.sampled_from(["candidate", "on-study", "off-study", "withdrawn", "follow-up"]))
+_study_state = st.one_of(st.builds(lambda c: {"coding": [{
+    "system": "http://hl7.org/fhir/research-study-status", "code": c}]},
+    st.sampled_from(["active", "completed", "withdrawn", "overall-study", "recruiting"])),
+    st.builds(lambda t: {"text": t}, _text))
+_link = st.from_regex(r"arm-[a-z]{1,6}", fullmatch=True)
+
+# R5 resources as R5 clients write them (what R4 lacks included): R5 -> R4 -> R5 is lossless.
+R5_RESOURCES = {
+    "ResearchSubject": _resource("ResearchSubject", {
+        "status": st.sampled_from(["draft", "active", "retired"]),
+        "study": _ref("ResearchStudy"), "subject": _ref("Patient", "Group")}, {
+        "progress": st.lists(st.builds(lambda s, d: {"subjectState": s, "startDate": d},
+                                       _state, _date), min_size=1, max_size=3),
+        "assignedComparisonGroup": _link, "actualComparisonGroup": _link,
+        "consent": _listed(_ref("Consent")), "period": _period}),
+    "ResearchStudy": _resource("ResearchStudy", {
+        "status": st.sampled_from(["draft", "active", "retired", "unknown"])}, {
+        "progressStatus": st.lists(st.builds(lambda s, a: {"state": s, "actual": a},
+                                             _study_state, st.booleans()), min_size=1,
+                                       max_size=3),
+        "focus": _listed(st.one_of(
+            st.builds(lambda c, r: {"concept": c, "reference": r}, _concept,
+                      _ref("EvidenceVariable")),
+            st.builds(lambda r: {"reference": r}, _ref("EvidenceVariable")),
+            st.builds(lambda c: {"concept": c}, _concept))),
+        "comparisonGroup": st.lists(st.builds(
+            lambda n, k, e: {"linkId": k, "name": n, "intendedExposure": e} if e else
+            {"linkId": k, "name": n}, _text, _link,
+            st.lists(_ref("EvidenceVariable"), max_size=2)),
+            min_size=1, max_size=3, unique_by=lambda g: g["name"]),
+        "recruitment": st.builds(lambda t, g, a: {"targetNumber": t, "eligibility": g,
+                                                  "actualGroup": a},
+                                 st.integers(0, 500), _ref("Group"), _ref("Group")),
+        "relatedArtifact": _listed(st.builds(lambda t, u: {"type": t, "document": {"url": u}},
+                                             st.sampled_from(["transforms", "citation",
+                                                              "derived-from"]),
+                                             st.sampled_from(["http://x.org/a",
+                                                              "http://y.org/b"]))),
+        "associatedParty": _listed(st.builds(lambda r, p: {"role": {"coding": [{
+            "system": "http://hl7.org/fhir/research-study-party-role", "code": r}]},
+            "party": p}, st.sampled_from(["sponsor", "lead-sponsor", "primary-investigator",
+                                          "collaborator"]), _ref("Organization"))),
+        "descriptionSummary": _text, "classifier": _listed(_concept),
+        "studyDesign": _listed(_concept)}),
+    "AdverseEvent": _resource("AdverseEvent", {
+        "status": st.sampled_from(["in-progress", "completed", "unknown"]),
+        "actuality": st.sampled_from(["actual", "potential"]), "subject": _ref("Patient")}, {
+        "identifier": _listed(_identifier), "code": _concept,
+        "occurrencePeriod": _period, "expectedInResearchStudy": st.booleans(),
+        "suspectEntity": _listed(st.one_of(
+            st.builds(lambda c: {"instanceCodeableConcept": c}, _concept),
+            st.builds(lambda r: {"instanceReference": r}, _ref("Medication")))),
+        "participant": _listed(st.builds(lambda f, a: {"function": f, "actor": a},
+                                         _concept, _ref("Practitioner")))}),
+    "EvidenceVariable": _resource("EvidenceVariable", {
+        "status": st.sampled_from(["draft", "active"])}, {
+        "title": _text, "description": _text,
+        "characteristic": _listed(st.builds(lambda c: {"definitionCodeableConcept": c},
+                                            _concept))}),
+    "Group": _resource("Group", {
+        "type": st.sampled_from(["person", "careteam", "device"]),
+        "membership": st.sampled_from(["definitional", "enumerated"])}, {
+        "name": _text, "description": _text, "quantity": st.integers(0, 99)}),
 }
 
 
@@ -271,3 +349,40 @@ def test_generated_r4_resources_round_trip_through_r5(rtype, data) -> None:
         assert equivalent(convert(convert_checked(r5, "R5", "R4"), "R4", "R5"), r5)
     except NotRepresentable as exc:
         raise AssertionError(f"R5 made from R4 must fit R4: {exc}") from exc
+
+
+@pytest.mark.parametrize("rtype", sorted(R5_RESOURCES))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_generated_r5_resources_round_trip_through_r4(rtype, data) -> None:
+    resource = data.draw(R5_RESOURCES[rtype])
+    assume(validate(resource, "R5") == [])
+    r4 = convert_checked(resource, "R5", "R4")  # never refused: R4 extensions carry the rest
+    assert validate(r4, "R4") == []
+    assert equivalent(convert(r4, "R4", "R5"), resource)
+    assert equivalent(convert(convert_checked(r4, "R4", "R5"), "R5", "R4"), r4)
+
+
+def test_our_r4_study_extensions_fold_into_r5_elements() -> None:
+    """The R4 study mapping's study-level comparisonGroup extension (linkId, exposures, by arm
+    name) and recruitment extension become R5 comparisonGroup and recruitment, and back."""
+    xv = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchStudy."
+    r4 = {"resourceType": "ResearchStudy", "status": "active", "extension": [
+        {"url": xv + "recruitment", "extension": [
+            {"url": "targetNumber", "valueUnsignedInt": 20},
+            {"url": "actualGroup", "valueReference": {"reference": "Group/cohort"}}]},
+        {"url": xv + "comparisonGroup", "extension": [
+            {"url": "linkId", "valueId": "arm-b"}, {"url": "name", "valueString": "B"},
+            {"url": "intendedExposure", "valueReference": {"reference": "EvidenceVariable/d"}}]}],
+        "enrollment": [{"reference": "Group/eligibility"}],
+        "arm": [{"name": "A", "description": "no exposure"}, {"name": "B"}]}
+    r5 = convert_checked(r4, "R4", "R5")
+    assert "extension" not in r5
+    assert r5["recruitment"] == {"targetNumber": 20,
+                                 "eligibility": {"reference": "Group/eligibility"},
+                                 "actualGroup": {"reference": "Group/cohort"}}
+    assert r5["comparisonGroup"] == [
+        {"name": "A", "description": "no exposure"},
+        {"linkId": "arm-b", "name": "B",
+         "intendedExposure": [{"reference": "EvidenceVariable/d"}]}]
+    assert equivalent(convert(r5, "R5", "R4"), r4)

@@ -17,6 +17,7 @@ from conftest import FIXTURES
 from flask.testing import FlaskClient
 from gateway_fixtures import BACKENDS, FHIR
 from store_backends import new_postgres_database
+from test_xversion import _resources as resources
 
 from fhir_adapter.gateway import create_app
 from fhir_adapter.gateway.xversion import convert, equivalent
@@ -28,18 +29,6 @@ OTHER: dict[FhirVersion, FhirVersion] = {"R4": "R5", "R5": "R4"}
 PREFIX = {"R4": "/fhir", "R5": "/fhir/R5"}
 DIFFERENCES = json.loads((ROOT / "tests" / "xversion_differences.json").read_text("utf-8"))
 SERVER_META = ("versionId", "lastUpdated")
-
-
-def resources(data: Any) -> Iterator[dict[str, Any]]:
-    """Every resource in a golden file (lists, {"resources": ...}, Bundles)."""
-    if isinstance(data, list):
-        for item in data:
-            yield from resources(item)
-    elif isinstance(data, dict) and "resourceType" in data and data["resourceType"] != "Bundle":
-        yield data
-    elif isinstance(data, dict):
-        for value in data.values():
-            yield from resources(value)
 
 
 def _files() -> list[Any]:
