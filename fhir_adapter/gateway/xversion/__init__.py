@@ -26,6 +26,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from ...errors import Issue
 from ...store.canonical import dumps, loads
 from ...validation import FhirVersion, resource_types, validate
 from . import placeholders, rules
@@ -202,8 +203,14 @@ def convert(resource: dict[str, Any], source: FhirVersion, target: FhirVersion
             ) -> dict[str, Any]:
     """`resource` (valid in `source`) as `target` wants it; NotRepresentable when an
     element can be carried neither natively nor in an extension."""
+    return _convert(resource, source, target)[0]
+
+
+def _convert(resource: dict[str, Any], source: FhirVersion, target: FhirVersion
+             ) -> tuple[dict[str, Any], list[Issue]]:
+    """convert() and the validator's issues with the result in `target`."""
     if source == target:
-        return resource
+        return resource, validate(resource, target)
     rtype = resource["resourceType"]
     if rtype not in properties_types(target):
         raise NotRepresentable(rtype, f"FHIR {target} has no {rtype} resource")
@@ -215,8 +222,8 @@ def convert(resource: dict[str, Any], source: FhirVersion, target: FhirVersion
     _settle(out, native)
     _carry(out, rtype, rtype, rtype, rtype, source, target, rules.renamed(rtype, target),
            rules.retyped(rtype, target), native)
-    placeholders.fill(out, target)
-    return _ordered(out, target, rtype)
+    issues = placeholders.fill(out, target)
+    return _ordered(out, target, rtype), issues
 
 
 @cache
@@ -256,8 +263,7 @@ def convert_checked(resource: dict[str, Any], source: FhirVersion, target: FhirV
     """convert(), proven for this resource: the result is valid in `target` and converts
     back to `resource`; NotRepresentable (naming the element) otherwise."""
     rtype = resource.get("resourceType", "Resource")
-    out = convert(resource, source, target)
-    issues = validate(out, target)
+    out, issues = _convert(resource, source, target)
     if issues:
         raise NotRepresentable(issues[0].expression or rtype,
                                f"not valid FHIR {target} once converted: {issues[0].message}")

@@ -17,6 +17,7 @@ import json
 import re
 from typing import Any
 
+from ...errors import Issue
 from ...validation import FhirVersion, validate
 from .schema import element_type, is_primitive, repeats
 
@@ -58,12 +59,12 @@ def strip(obj: Any) -> None:
             del obj[key]
 
 
-def _missing(resource: dict[str, Any], version: FhirVersion
+def _missing(resource: dict[str, Any], version: FhirVersion, issues: list[Issue]
              ) -> list[tuple[list[tuple[str, int | None]], str]]:
     """(steps to the parent, name) of each required element the validator finds missing."""
     out = []
     rtype = resource["resourceType"]
-    for issue in validate(resource, version):
+    for issue in issues:
         for pattern, group in _REQUIRED:
             found = pattern.match(issue.message)
             if not found:
@@ -94,12 +95,14 @@ def _primitive_choice(resource: dict[str, Any], version: FhirVersion,
     return is_primitive(element_type(version, owner, option) if owner else None)
 
 
-def fill(resource: dict[str, Any], version: FhirVersion) -> None:
-    """Put a placeholder in each required element of `resource` that is missing."""
+def fill(resource: dict[str, Any], version: FhirVersion) -> list[Issue]:
+    """Put a placeholder in each required element of `resource` that is missing; the
+    validator's issues with the result ([] = valid in `version`)."""
     for _ in range(4):  # a placeholder object may itself miss a required child
-        missing = _missing(resource, version)
+        issues = validate(resource, version)
+        missing = _missing(resource, version, issues)
         if not missing:
-            return
+            return issues
         done = json.dumps(resource, sort_keys=True, default=str)
         for steps, name in missing:
             obj: Any = resource
@@ -119,5 +122,6 @@ def fill(resource: dict[str, Any], version: FhirVersion) -> None:
                 obj[name] = [copy.deepcopy(PLACEHOLDER)] if repeats(version, owner, name) \
                     else copy.deepcopy(PLACEHOLDER)
         if json.dumps(resource, sort_keys=True, default=str) == done:
-            return  # nothing more a placeholder can do: the caller reports the rest
+            return issues  # nothing more a placeholder can do: the caller reports them
+    return validate(resource, version)
 
