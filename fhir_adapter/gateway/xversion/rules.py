@@ -263,11 +263,10 @@ def _merge(obj: dict[str, Any], rule: Rule, up: bool, owner: str) -> None:
                 raise NotRepresentable(f"{owner}.extension", f"a {listed} extension names "
                                        f"{extra.get(key)!r}, which is not one {key} of "
                                        f"{owner}.{rule['path'].rsplit('.', 1)[1]}")
-            match[0].update({k: v for k, v in extra.items() if k != key})
-            ordered = {k: match[0][k] for k in sorted(
-                match[0], key=lambda k: order.index(k) if k in order else len(order))}
+            merged = {**match[0], **{k: v for k, v in extra.items() if k != key}}
             match[0].clear()
-            match[0].update(ordered)
+            match[0].update({k: merged[k] for k in sorted(
+                merged, key=lambda k: order.index(k) if k in order else len(order))})
         return
     items = obj.get(listed)
     if not isinstance(items, list):
@@ -278,8 +277,9 @@ def _merge(obj: dict[str, Any], rule: Rule, up: bool, owner: str) -> None:
             continue
         rest = {k: item.pop(k) for k in [k for k in item if k not in kept]}
         if rest:
-            extras.append({k: ({**rest, key: item[key]})[k] for k in order
-                           if k in rest or k == key})
+            extra = {**rest, key: item[key]}
+            extras.append({k: extra[k] for k in sorted(
+                extra, key=lambda k: order.index(k) if k in order else len(order))})
     if extras:
         obj[HOMELESS + listed] = extras
 
