@@ -55,6 +55,40 @@ def test_research_subject_written_in_r4_reads_and_searches_in_r5(client) -> None
     assert rid in _ids(client, f"/fhir/ResearchSubject?status=off-study&identifier={system}|1")
 
 
+def test_research_subject_written_in_r5_reads_and_searches_in_r4(client) -> None:
+    system = unique_system()
+    state = "http://terminology.hl7.org/CodeSystem/research-subject-state"
+    body = {"resourceType": "ResearchSubject", "identifier": [{"system": system, "value": "1"}],
+            "status": "active", "progress": [
+                {"subjectState": {"coding": [{"system": state, "code": "on-study"}]},
+                 "startDate": "2024-01-02"},
+                {"subjectState": {"coding": [{"system": state, "code": "follow-up"}]}}],
+            "study": {"reference": "ResearchStudy/xv5-study"},
+            "subject": {"reference": "Patient/xv5-patient"},
+            "assignedComparisonGroup": "arm-a"}
+    r = client.post("/fhir/R5/ResearchSubject", data=dumps(body),
+                    headers={"Content-Type": FHIR})
+    assert r.status_code == 201, r.data
+    rid = loads(r.data)["id"]
+    got = loads(client.get(f"/fhir/ResearchSubject/{rid}").data)
+    assert got["status"] == "follow-up"
+    assert got["individual"] == {"reference": "Patient/xv5-patient"}
+    for query in (f"identifier={system}|1", "individual=Patient/xv5-patient",
+                  "status=follow-up&study=ResearchStudy/xv5-study",
+                  "patient=Patient/xv5-patient"):
+        assert rid in _ids(client, f"/fhir/ResearchSubject?{query}"), query
+    got.pop("meta")  # an R4 client's update: R5 keeps the history and the comparison group
+    got["status"] = "off-study"
+    assert client.put(f"/fhir/ResearchSubject/{rid}", data=dumps(got),
+                      headers={"Content-Type": FHIR}).status_code == 200
+    again = loads(client.get(f"/fhir/R5/ResearchSubject/{rid}").data)
+    assert [p["subjectState"]["coding"][0]["code"] for p in again["progress"]] == [
+        "on-study", "follow-up", "off-study"]
+    assert again["assignedComparisonGroup"] == "arm-a"
+    assert rid in _ids(client, f"/fhir/R5/ResearchSubject?subject_state=off-study"
+                               f"&identifier={system}|1")
+
+
 @pytest.mark.parametrize("rtype,r4,r5_check", [
     ("AdverseEvent", {"actuality": "actual", "subject": {"reference": "Patient/p"},
                       "event": {"text": "rash"}, "date": "2024-02-03",
