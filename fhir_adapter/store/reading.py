@@ -22,7 +22,7 @@ from .schema import resource_versions as versions
 from .schema import resources as res
 from .search import plan
 from .streams import ExportReads
-from .units import as_bytes, body_join, since_instant
+from .units import as_bytes, body_join, current_at, since_instant
 
 __all__ = ["READ_SQL", "VREAD_SQL", "Reader", "raw_statements", "search_statements",
            "since_instant"]
@@ -137,9 +137,11 @@ class Reader(IncludeReads, ExportReads):
     # -- history -----------------------------------------------------------------------------
 
     def history(self, resource_type: str | None = None, id: str | None = None, *,
-                since: str | None = None, count: int = 50, offset: int = 0) -> list[Stored]:
+                since: str | None = None, at: str | None = None, count: int = 50,
+                offset: int = 0) -> list[Stored]:
         """Versions newest first (instance, type or system history); tombstones included
-        (deleted=True, no body). `since`: a FHIR instant/date, inclusive."""
+        (deleted=True, no body). `since`: a FHIR instant/date, inclusive; `at`: only the
+        versions current at some moment of that instant/date (units.current_at)."""
         query = select(versions).order_by(versions.c.seq.desc()).limit(count).offset(offset)
         if resource_type:
             query = query.where(versions.c.res_type == resource_type)
@@ -147,6 +149,8 @@ class Reader(IncludeReads, ExportReads):
             query = query.where(versions.c.res_id == id)
         if since:
             query = query.where(versions.c.last_updated >= since_instant(since))
+        if at:
+            query = query.where(current_at(at))
         with self._unit() as conn:
             rows = conn.execute(query).all()
             keys = [(r.res_type, r.res_id, r.version_id) for r in rows if not r.deleted]
