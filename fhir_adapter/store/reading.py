@@ -24,8 +24,24 @@ from .search import plan
 from .streams import ExportReads
 from .units import as_bytes, body_join, current_at, since_instant
 
-__all__ = ["READ_SQL", "VREAD_SQL", "Reader", "raw_statements", "search_statements",
-           "since_instant"]
+__all__ = ["READ_SQL", "VREAD_SQL", "Reader", "history_statement", "raw_statements",
+           "search_statements", "since_instant"]
+
+
+def history_statement(resource_type: str | None = None, id: str | None = None, *,
+                      since: str | None = None, at: str | None = None, count: int = 50,
+                      offset: int = 0) -> Any:
+    """The versions `Reader.history` reads, newest first."""
+    query = select(versions).order_by(versions.c.seq.desc()).limit(count).offset(offset)
+    if resource_type:
+        query = query.where(versions.c.res_type == resource_type)
+    if id:
+        query = query.where(versions.c.res_id == id)
+    if since:
+        query = query.where(versions.c.last_updated >= since_instant(since))
+    if at:
+        query = query.where(current_at(at))
+    return query
 
 
 def search_statements(query: SearchQuery) -> tuple[Any, Any, tuple[str, ...]]:
@@ -142,15 +158,8 @@ class Reader(IncludeReads, ExportReads):
         """Versions newest first (instance, type or system history); tombstones included
         (deleted=True, no body). `since`: a FHIR instant/date, inclusive; `at`: only the
         versions current at some moment of that instant/date (units.current_at)."""
-        query = select(versions).order_by(versions.c.seq.desc()).limit(count).offset(offset)
-        if resource_type:
-            query = query.where(versions.c.res_type == resource_type)
-        if id:
-            query = query.where(versions.c.res_id == id)
-        if since:
-            query = query.where(versions.c.last_updated >= since_instant(since))
-        if at:
-            query = query.where(current_at(at))
+        query = history_statement(resource_type, id, since=since, at=at, count=count,
+                                  offset=offset)
         with self._unit() as conn:
             rows = conn.execute(query).all()
             keys = [(r.res_type, r.res_id, r.version_id) for r in rows if not r.deleted]
