@@ -129,11 +129,13 @@ def _in_value_set(t: Any, raw: str) -> ColumnElement[bool]:
 def _of_type(t: Any, raw: str) -> ColumnElement[bool]:
     """`identifier:of-type=system|code|value`: an Identifier whose type has that coding, with
     that value (the rows indexing writes under `<param>:of-type`, values.of_type_key)."""
-    parts = [unescape(p) for p in split_escaped(raw, "|")]
-    if len(parts) != 3 or not all(parts):
+    parts = split_escaped(raw, "|")
+    # a value holding an unescaped `|` keeps it, as the plain token search's code does
+    system, code, value = [unescape(p) for p in (*parts[:2], "|".join(parts[2:]))] \
+        if len(parts) >= 3 else ("", "", "")
+    if not (system and code and value):
         raise BadRequest(f":of-type takes system|code|value (a coding of Identifier.type, then "
                          f"the identifier's value), all three present; got {raw!r}")
-    system, code, value = parts
     return and_(t.c.code == value, t.c.system == of_type_key(system, code))
 
 
