@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, false, func, select, tuple_
+from sqlalchemy import Connection, Engine, and_, false, func, or_, select
 
 from ..errors import Gone, NotFound
 from .base import SearchQuery, SearchResult, Stored
@@ -165,8 +165,11 @@ class Reader(IncludeReads, ExportReads):
             keys = [(r.res_type, r.res_id, r.version_id) for r in rows if not r.deleted]
             found: dict[tuple[str, str, int], dict[str, bytes]] = {}
             if keys:
-                for b in conn.execute(select(body).where(tuple_(
-                        body.c.res_type, body.c.res_id, body.c.version_id).in_(keys))):
+                # One key equality per version, OR'ed: SQLite reads each by the primary key,
+                # where a row-value IN list scanned every body (1.1 s a page at 100k AEs).
+                for b in conn.execute(select(body).where(or_(*(and_(
+                        body.c.res_type == t, body.c.res_id == i, body.c.version_id == v)
+                        for t, i, v in keys)))):
                     found.setdefault((b.res_type, b.res_id, b.version_id), {})[
                         b.fhir_version] = as_bytes(b.body)
         return [Stored(r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted,
