@@ -122,8 +122,8 @@ def _in_value_set(t: Any, raw: str) -> ColumnElement[bool]:
     by_system: dict[str, list[str]] = {}
     for system, code, _ in codes:
         by_system.setdefault(system, []).append(code)
-    return or_(*(and_(t.c.code.in_(found), t.c.system == system)
-                 for system, found in by_system.items()))
+    return or_(false(), *(and_(t.c.code.in_(found), t.c.system == system)
+                          for system, found in by_system.items()))
 
 
 def _of_type(t: Any, raw: str) -> ColumnElement[bool]:
@@ -403,7 +403,7 @@ def _condition(param: SearchParam, modifier: str, value: str,
     t = index_tables[TABLE_OF[param.type]]
     match = MATCHERS[param.type]
     # :not and :not-in: every resource without a match, those with no value at all included
-    # (R5 search.html#modifiers): NOT IN the matches of the positive form.
+    # (:not-in read as :not is): NOT IN the matches of the positive form.
     negated = NEGATED.get(modifier)
     code = f"{param.code}:of-type" if modifier == "of-type" else param.code
     sub = select(t.c.res_id).where(*_scope(t, query, code),
