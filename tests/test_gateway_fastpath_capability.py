@@ -1,8 +1,8 @@
 """The fast path against Flask, generated from the CapabilityStatement: for every served
-type, FHIR version and store, a read, a vread-less read with _summary/_elements, and a
-search on every search parameter the statement lists (and _include / _revinclude of each
-of its includes) are answered identically by both paths (tests/test_gateway_fastpath.py's
-comparison: status, headers, body)."""
+type, FHIR version and store, a read, a vread-less read with _summary/_elements, a search on
+every search parameter the statement lists (and _include / _revinclude of each of its
+includes), and one with every modifier its documentation lists are answered identically by
+both paths (tests/test_gateway_fastpath.py's comparison: status, headers, body)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,28 @@ from flask import Flask
 from gateway_fixtures import database_url
 from test_gateway_fastpath import AES, P1, _both, apps
 
+from fhir_adapter.gateway.capability import MODIFIERS_SAID
+from fhir_adapter.valuesets import BASE as VALUE_SETS
+
 __all__ = ["apps", "database_url"]  # fixtures used by name
 # A value of each parameter type: matching or not, each must be answered alike.
 SAMPLES = {"token": "http://example.org|x", "string": "a", "date": "ge2020-01-01",
            "reference": f"Patient/{P1}", "number": "1", "quantity": "1", "uri": "http://x",
            "composite": "a$b", "special": "x"}
+
+
+# Values of each modifier: matching or not, and malformed (a 400 on both paths alike).
+MODIFIED = {"in": [VALUE_SETS + "sdtm-aeser-seriousness-r4-target", "http://example.org/vs"],
+            "not-in": [VALUE_SETS + "sdtm-aeser-seriousness-r5-target", "ValueSet/nope"],
+            "of-type": ["http://terminology.hl7.org/CodeSystem/v2-0203|MR|x", "MR|x"],
+            "missing": ["true", "false", "maybe"], "text": ["a"], "exact": ["a"],
+            "contains": ["a"], "below": ["http://x"], "above": ["http://x/y"]}
+
+
+def _modifiers(param: dict[str, Any]) -> list[str]:
+    """The modifiers a searchParam's documentation lists (capability.MODIFIERS_SAID)."""
+    said = param.get("documentation", "").rpartition(MODIFIERS_SAID.strip())[2]
+    return [m.strip(" .:") for m in said.split(",") if m.strip(" .:")]
 
 
 def _statement(app: Flask, version: str) -> dict[str, Any]:
@@ -52,3 +69,22 @@ def test_every_capability_search_parameter_answers_alike(apps: dict[str, Flask],
                 _both(app, "GET", f"{prefix}/{rtype}/{rid}{query}", {})
                 compared += 1
     assert compared > 500  # the statement listed what we expect to exist
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_every_listed_modifier_answers_alike(apps: dict[str, Flask], version: str) -> None:
+    app = apps["host-links"]
+    prefix = "/fhir/R5" if version == "R5" else "/fhir"
+    seen: set[str] = set()
+    for resource in _statement(app, version)["rest"][0]["resource"]:
+        for param in resource.get("searchParam", []):
+            for modifier in _modifiers(param):
+                seen.add(modifier)
+                if modifier == "[type]":
+                    modifier, values = "Patient", [P1]
+                else:
+                    values = MODIFIED.get(modifier, [SAMPLES.get(param["type"], "x")])
+                for value in values:
+                    _both(app, "GET", f"{prefix}/{resource['type']}?{param['name']}:{modifier}="
+                          f"{quote(value, safe='')}&_count=2", {})
+    assert {"in", "not-in", "of-type", "not", "missing", "text", "[type]"} <= seen

@@ -5,6 +5,7 @@ through the composite indexes (SQLite: SEARCH, never SCAN; PostgreSQL: no Seq Sc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,14 +34,15 @@ def adverse_event(i: int) -> dict[str, Any]:
             "study": [{"reference": f"ResearchStudy/s{i % 5}"}]}
 
 
-def bulk_load(store: SqlStore) -> None:
-    """10k AdverseEvents written with the store's own index rows, in a few bulk statements
-    (the per-resource write path would take minutes here; plans depend on the rows only)."""
+def bulk_load(store: SqlStore, make: Callable[[int], dict[str, Any]] = adverse_event) -> None:
+    """10k AdverseEvents (`make(i)`) written with the store's own index rows, in a few bulk
+    statements (the per-resource write path would take minutes here; plans depend on the
+    rows only)."""
     keys = [{"res_type": "AdverseEvent", "res_id": f"ae{i}", "version_id": 1} for i in range(N)]
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in index_tables}
     bodies = []
     for i, key in enumerate(keys):
-        resource = adverse_event(i)
+        resource = make(i)
         bodies.append({**key, "fhir_version": "R4", "body": canonical.dumps(resource)})
         for table, found in index_rows(resource, "R4").items():
             rows[table].extend(found)

@@ -20,6 +20,7 @@ import fhir_adapter.gateway.terminology as terminology
 from .. import __version__, extension_defs
 from ..mapping import own_terms
 from ..store.canonical import dumps
+from ..store.search import modifiers
 from ..store.searchparams import search_params
 from ..validation import FHIR_RELEASE, FhirVersion
 from .context import STORED_TYPES, ctx
@@ -39,12 +40,18 @@ WRITE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-ins
                       "history-type", "create", "search-type")
 
 
+# The searchParam backbone has no element for modifiers (R4, R5): `documentation` ends with
+# this sentence (store.search.modifiers), which the conformance tests read back.
+MODIFIERS_SAID = " Modifiers: "
+
+
 def _search_params(version: FhirVersion, rtype: str) -> list[dict[str, Any]]:
     out = []
     for code, param in sorted(search_params(version, rtype).items()):
         entry = {"name": code, "definition": param.url, "type": param.type}
-        if param.description:
-            entry["documentation"] = param.description.split("\n", 1)[0][:500]
+        said = param.description.split("\n", 1)[0][:500].rstrip().rstrip(".")
+        entry["documentation"] = (f"{said}." if said else "") + MODIFIERS_SAID.lstrip(
+            " " if not said else "") + ", ".join(f":{m}" for m in modifiers(param)) + "."
         out.append(entry)
     return out
 
@@ -141,7 +148,11 @@ def _conformance(version: FhirVersion) -> list[dict[str, Any]]:
     codes = _read_only(version, "CodeSystem", "The code systems fhir-adapter publishes for "
                        "vocabularies without a registered URI: " + ", ".join(
                            cs["url"] for cs in own_terms.code_systems()))
-    return [sds, codes]
+    sets = _read_only(version, "ValueSet", "The ValueSets our ConceptMaps imply (the codes "
+                      "each maps from and to), generated from mappings/: the values token "
+                      "parameters take with :in and :not-in.")
+    sets["operation"] = [{"name": "expand", "definition": HL7_OPS + "ValueSet-expand"}]
+    return [sds, codes, sets]
 
 
 @lru_cache(maxsize=16)  # keyed by base: bounded, the Host header can vary

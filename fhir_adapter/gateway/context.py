@@ -19,8 +19,8 @@ from .negotiation import body_version, negotiate
 
 # The types served: those the store indexes (the three trial resources and what they
 # reference); ConceptMaps (mappings/), our extensions' StructureDefinitions and our
-# CodeSystems are read-only (gateway/terminology.py).
-READ_ONLY_TYPES = ("ConceptMap", "StructureDefinition", "CodeSystem")
+# CodeSystems and the ValueSets of the ConceptMaps are read-only (gateway/terminology.py).
+READ_ONLY_TYPES = ("ConceptMap", "StructureDefinition", "CodeSystem", "ValueSet")
 STORED_TYPES = tuple(t for t in RESOURCE_TYPES if t not in READ_ONLY_TYPES)
 
 

@@ -1,5 +1,6 @@
 """The history interaction (instance, type, system): a `history` Bundle of stored versions,
-newest first, with `_since`, `_count` and paging links."""
+newest first, with `_since`, `_at`, `_count` and paging links. Any other parameter is a 400:
+ignored, it would widen the answer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .bundle import assemble, entry
 from .context import Ctx
 from .responses import etag
 
+PARAMS = ("_since", "_at", "_count", "_offset", "_format", "_pretty")
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}
 
 
@@ -38,23 +40,28 @@ def _int(name: str, value: str | None, default: int) -> int:
 def history(c: Ctx, args: dict[str, str], resource_type: str | None = None,
             id: str | None = None) -> bytes:
     """The history Bundle of one resource, one type or the whole server."""
-    if "_at" in args or "_list" in args:
-        raise BadRequest("_at and _list are not supported for history; use _since")
-    since = args.get("_since")
+    unknown = sorted(set(args) - set(PARAMS))
+    if unknown:
+        raise BadRequest(f"history takes {', '.join(PARAMS[:4])}; {', '.join(unknown)} "
+                         "is not supported")
+    since, at = args.get("_since"), args.get("_at")
     count = max(1, min(_int("_count", args.get("_count"), c.default_count), c.max_count))
     offset = _int("_offset", args.get("_offset"), 0)
     # One more than asked tells whether a next page exists.
-    versions = c.store.history(resource_type, id, since=since, count=count + 1, offset=offset)
-    if id and not versions and offset == 0:
-        raise NotFound(f"{resource_type}/{id} is not known")
+    versions = c.store.history(resource_type, id, since=since, at=at, count=count + 1,
+                               offset=offset)
+    if id and not versions and offset == 0 and (
+            not (since or at) or not c.store.history(resource_type, id, count=1)):
+        raise NotFound(f"{resource_type}/{id} is not known")  # filtered to none: an empty page
     more = len(versions) > count
     versions = versions[:count]
     path = "/".join(p for p in (resource_type, id) if p) + ("/" if resource_type else "")
 
-    def link(at: int) -> str:
-        params = [("_count", str(count))] + ([("_since", since)] if since else [])
-        if at:
-            params.append(("_offset", str(at)))
+    def link(start: int) -> str:
+        params = [("_count", str(count))] + ([("_since", since)] if since else []) + (
+            [("_at", at)] if at else [])
+        if start:
+            params.append(("_offset", str(start)))
         return f"{c.base}/{path}_history?{urlencode(params)}"
 
     links = [{"relation": "self", "url": link(offset)}]

@@ -29,7 +29,8 @@ class Written:
 _SOURCE_OF = {"ConceptMap": "the mappings/ folder (add a ConceptMap file there instead)",
               "StructureDefinition": "the extensions fhir-adapter defines "
                                      "(fhir_adapter/data/extensions/)",
-              "CodeSystem": "the code systems fhir-adapter publishes"}
+              "CodeSystem": "the code systems fhir-adapter publishes",
+              "ValueSet": "the ConceptMaps of the mappings/ folder (fhir_adapter.valuesets)"}
 
 
 def check_type(resource_type: str, write: bool = False) -> None:

@@ -1,13 +1,16 @@
-"""Operations: `$validate` (any served type), ConceptMap `$translate`, and `$ingest` (a source
-file in, mapped and stored like `fhir-adapter load`)."""
+"""Operations: `$validate` (any served type), ConceptMap `$translate`, ValueSet `$expand` (the
+ValueSets of our ConceptMaps, fhir_adapter.valuesets), and `$ingest` (a source file in, mapped
+and stored like `fhir-adapter load`)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
 
-from .. import conceptmaps
+from .. import conceptmaps, valuesets
 from ..auth.access import require, require_all
 from ..errors import BadRequest, Issue, NotFound
 from ..store.canonical import dumps, loads
@@ -151,6 +154,46 @@ def translate(id: str | None) -> Response:
         head.append({"name": "message", "valueString": f"no translation for code {code!r}"})
     body = {"resourceType": "Parameters", "parameter": head + params}
     return fhir_response(dumps(body), 200, c.mime, c.version)
+
+
+# $expand inputs we answer; any other (filter, count, offset, ...) would narrow or page the
+# expansion: a 400, never ignored.
+_EXPAND_INPUTS = ("url", "valueSetVersion", "_format", "_pretty")
+
+
+@bp.route("/ValueSet/$expand", methods=["GET", "POST"], defaults={"id": None})
+@bp.route("/ValueSet/<id>/$expand", methods=["GET", "POST"])
+def expand(id: str | None) -> Response:
+    """The ValueSet with an `expansion`: every code it holds (ours are small and flat)."""
+    c = ctx()
+    require("ValueSet", "r", "$expand")
+    args: dict[str, str] = dict(request.args.items())
+    if request.method == "POST":
+        for name, values in parameters(read_json(request)).items():
+            args.setdefault(name, str(values[0]))
+    extra = sorted(set(args) - set(_EXPAND_INPUTS))
+    if extra:
+        raise BadRequest(f"$expand input {', '.join(extra)} is not supported (inputs: url, "
+                         "valueSetVersion)")
+    if id:
+        check_id(id)
+    elif not args.get("url"):
+        raise BadRequest("$expand needs a ValueSet: url, or ValueSet/[id]/$expand")
+    reference = id or args["url"]
+    version = args.get("valueSetVersion")
+    try:
+        vs = valuesets.get(f"{reference}|{version}" if version else reference)
+    except valuesets.UnknownValueSet as exc:
+        if id:
+            raise NotFound(str(exc)) from None
+        raise BadRequest(str(exc)) from None
+    contains = [{"system": s, "code": code, **({"display": shown} if shown else {})}
+                for s, code, shown in valuesets.expand(vs["url"])]
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    expansion = {"identifier": "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                             f"{vs['url']}|{vs['version']}")),
+                 "timestamp": now, "total": len(contains), "offset": 0, "contains": contains}
+    return fhir_response(dumps({**vs, "expansion": expansion}), 200, c.mime, c.version)
 
 
 @bp.post("/$ingest")

@@ -1,5 +1,6 @@
 """Conformance resources, read-only: the ConceptMaps of mappings/ (fhir_adapter.conceptmaps),
-the StructureDefinitions of our extensions (fhir_adapter.extension_defs, one per FHIR version)
+the ValueSets they imply (fhir_adapter.valuesets; `$expand` in operations.py), the
+StructureDefinitions of our extensions (fhir_adapter.extension_defs, one per FHIR version)
 and the CodeSystems we publish (mapping.own_terms); not the user's data. They are loaded into
 a private, per-process SQLite store on first use, so read, search (every official search
 parameter of their types, e.g. `url`), paging and `_summary` work exactly as for the other
@@ -17,7 +18,7 @@ from functools import cache
 
 from flask import Flask
 
-from .. import conceptmaps, extension_defs
+from .. import conceptmaps, extension_defs, valuesets
 from ..mapping import own_terms
 from ..store import Store, open_store
 from ..validation import VERSIONS, validate
@@ -52,6 +53,8 @@ def _build() -> Store:
             tx.update({v: extension_defs.structure_definition(url, v) for v in VERSIONS})
         for cs in own_terms.code_systems():
             tx.update({v: cs for v in VERSIONS})
+        for vs in valuesets.value_sets().values():  # valid in both versions as written
+            tx.update({v: vs for v in VERSIONS})
     return store
 
 

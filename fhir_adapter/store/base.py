@@ -111,9 +111,10 @@ class Store(Protocol):
         """Tombstone; returns it, or None when there was nothing to delete."""
 
     def history(self, resource_type: str | None = None, id: str | None = None, *,
-                since: str | None = None, count: int = 50, offset: int = 0) -> list[Stored]:
+                since: str | None = None, at: str | None = None, count: int = 50,
+                offset: int = 0) -> list[Stored]:
         """Versions newest first (instance/type/system); deletions have deleted=True and no
-        body; `since` is inclusive."""
+        body; `since` is inclusive; `at` keeps the versions current at that instant/date."""
 
     def search(self, query: SearchQuery) -> SearchResult:
         """Matches carry the bytes of query.version only; resources without a

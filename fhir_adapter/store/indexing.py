@@ -1,6 +1,9 @@
 """Search-index rows of one resource in one FHIR version, computed at write time from the
 official SearchParameter expressions (searchparams.py) and the FHIRPath subset (fhirpath.py).
 
+An Identifier token parameter also gets `<code>:of-type` rows (its type codings with its value,
+values.identifier_type_values) for the `:of-type` modifier.
+
 Composite parameters index each component under `code$N` with a shared group number per
 item of the composite's base, so a search can require the components to match together.
 
@@ -25,6 +28,7 @@ from .fhirpath import Context, Eval, Node, compile_for, root_paths
 from .searchparams import TABLE_OF, search_params
 from .values import (
     date_values,
+    identifier_type_values,
     number_values,
     quantity_values,
     reference_values,
@@ -111,6 +115,10 @@ def _plan(version: FhirVersion, rtype: str) -> _Plan:
         else:
             steps.append(_step((param.code, 0), TABLE_OF[param.type], evaluate, param.targets,
                                needs))
+        if param.type == "token" and param.element == "Identifier":
+            # `:of-type` rows (search._of_type): the same elements, keyed by type coding
+            steps.append(_Step((f"{param.code}:of-type", 0), "token", evaluate,
+                               identifier_type_values, None, needs))
     deep = sorted({p[0] for s in steps for p in s.needs or () if len(p) > 1})
     return _Plan(tuple(steps), tuple(deep), {})
 

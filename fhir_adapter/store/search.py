@@ -3,8 +3,8 @@
 Each parameter occurrence becomes `r.res_id IN (SELECT res_id FROM idx_<type> WHERE
 fhir_version = :v AND res_type = :t AND param = :p AND <value match>)`, which the composite
 indexes (fhir_version, res_type, param, value...) answer in O(log n); repeated parameters
-AND, comma-separated values OR. Modifiers: :missing (all), :not and :text (token),
-:exact and :contains (string), :below and :above (uri), :[type] (reference).
+AND, comma-separated values OR. Modifiers: :missing (all), :not, :text, :in, :not-in and
+:of-type (token), :exact and :contains (string), :below and :above (uri), :[type] (reference).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from .. import valuesets
 from ..errors import BadRequest
 from .base import SearchQuery
 from .indexing import UNINDEXED
@@ -40,6 +41,7 @@ from .values import (
     date_range,
     epoch_to_instant,
     normalise,
+    of_type_key,
     split_reference,
 )
 
@@ -48,8 +50,9 @@ CONTROL = frozenset({"_count", "_sort", "_total", "_include", "_revinclude", "_s
                      "_elements", "_format", "_pretty", "_offset", "_contained",
                      "_containedType", "_since", "_at", "_getpages"})
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
-MODIFIERS = {"token": {"not", "text"}, "uri": {"below", "above"},
+MODIFIERS = {"token": {"not", "text", "in", "not-in", "of-type"}, "uri": {"below", "above"},
              "string": {"exact", "contains"}}
+NEGATED = {"not": "", "not-in": "in"}  # modifier -> the positive form it negates
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TOP = chr(0x10FFFF)  # above any character: prefix p matches [p, p + _TOP)
 REFERENCE = index_tables["reference"].alias("chain_ref")
@@ -108,9 +111,41 @@ def _prefix(value: str) -> tuple[str, str]:
     return "eq", value
 
 
+def _in_value_set(t: Any, raw: str) -> ColumnElement[bool]:
+    """`:in` (and, negated by the caller, `:not-in`): the ValueSet's codes, one IN per code
+    system, answered by the (code, system) index. An unknown ValueSet is a 400: matching
+    nothing (or, negated, everything) would be a silent answer to a typo."""
+    try:
+        codes = valuesets.expand(unescape(raw))
+    except valuesets.UnknownValueSet as exc:
+        raise BadRequest(str(exc)) from exc
+    by_system: dict[str, list[str]] = {}
+    for system, code, _ in codes:
+        by_system.setdefault(system, []).append(code)
+    return or_(false(), *(and_(t.c.code.in_(found), t.c.system == system)
+                          for system, found in by_system.items()))
+
+
+def _of_type(t: Any, raw: str) -> ColumnElement[bool]:
+    """`identifier:of-type=system|code|value`: an Identifier whose type has that coding, with
+    that value (the rows indexing writes under `<param>:of-type`, values.of_type_key)."""
+    parts = split_escaped(raw, "|")
+    # a value holding an unescaped `|` keeps it, as the plain token search's code does
+    system, code, value = [unescape(p) for p in (*parts[:2], "|".join(parts[2:]))] \
+        if len(parts) >= 3 else ("", "", "")
+    if not (system and code and value):
+        raise BadRequest(f":of-type takes system|code|value (a coding of Identifier.type, then "
+                         f"the identifier's value), all three present; got {raw!r}")
+    return and_(t.c.code == value, t.c.system == of_type_key(system, code))
+
+
 def _token(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
     if modifier == "text":
         return t.c.text.like(_like_escape(normalise(unescape(raw))) + "%", escape="\\")
+    if modifier == "in":
+        return _in_value_set(t, raw)
+    if modifier == "of-type":
+        return _of_type(t, raw)
     parts = split_escaped(raw, "|")
     if len(parts) == 1:
         return t.c.code == unescape(raw)
@@ -221,8 +256,21 @@ def _scope(t: Any, query: SearchQuery, param: str) -> list[ColumnElement[bool]]:
             t.c.param == param]
 
 
+def modifiers(param: SearchParam) -> list[str]:
+    """The modifiers `param` takes here, as the CapabilityStatement lists them."""
+    if param.code == "_id":  # _by_id: the id is no coding (no :in) and has no type
+        return ["missing", "not", "text"]
+    found = ["missing", *sorted(MODIFIERS.get(param.type, ()))]
+    if param.element != "Identifier" and "of-type" in found:
+        found.remove("of-type")
+    if param.type == "reference":
+        found.append("[type]")
+    return found
+
+
 def _check_modifier(param: SearchParam, modifier: str) -> None:
-    if modifier in ("", "missing") or modifier in MODIFIERS.get(param.type, ()):
+    if modifier in ("", "missing") or (modifier in MODIFIERS.get(param.type, ())
+                                       and modifier in modifiers(param)):
         return
     if param.type == "reference" and modifier[:1].isupper():
         if param.targets and modifier not in param.targets:
@@ -354,10 +402,14 @@ def _condition(param: SearchParam, modifier: str, value: str,
         return r.c.res_id.in_(union_all(*(_composite(param, query, v) for v in ors)))
     t = index_tables[TABLE_OF[param.type]]
     match = MATCHERS[param.type]
-    sub = select(t.c.res_id).where(*_scope(t, query, param.code),
-                                   or_(*(match(t, v, "" if modifier == "not" else modifier)
+    # :not and :not-in: every resource without a match, those with no value at all included
+    # (:not-in read as :not is): NOT IN the matches of the positive form.
+    negated = NEGATED.get(modifier)
+    code = f"{param.code}:of-type" if modifier == "of-type" else param.code
+    sub = select(t.c.res_id).where(*_scope(t, query, code),
+                                   or_(*(match(t, v, modifier if negated is None else negated)
                                          for v in ors)))
-    return r.c.res_id.not_in(sub) if modifier == "not" else r.c.res_id.in_(sub)
+    return r.c.res_id.in_(sub) if negated is None else r.c.res_id.not_in(sub)
 
 
 def _unknown(plan: Plan, query: SearchQuery, name: str, why: str) -> None:

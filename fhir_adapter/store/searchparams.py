@@ -25,7 +25,7 @@ from .fhirpath import Eval, compile_expression, property_types
 # The resources the gateway serves: the three trial resources and what they reference.
 RESOURCE_TYPES = ("ResearchStudy", "ResearchSubject", "AdverseEvent", "Patient", "Group",
                   "Organization", "Practitioner", "PractitionerRole", "Location", "ConceptMap",
-                  "Medication", "StructureDefinition", "CodeSystem", "EvidenceVariable")
+                  "Medication", "StructureDefinition", "CodeSystem", "EvidenceVariable", "ValueSet")
 _COMMON = ("Resource", "DomainResource")
 # How each parameter type is stored: uri values share the token table (exact/prefix match).
 TABLE_OF = {"token": "token", "uri": "token", "string": "string", "date": "date",
@@ -54,6 +54,7 @@ class SearchParam:
     description: str
     targets: tuple[str, ...] = ()
     components: tuple[Component, ...] = ()
+    element: str | None = None  # FHIR type of a plain path's element (Identifier: :of-type)
 
 
 def _usable(sp: dict[str, Any]) -> bool:
@@ -142,6 +143,13 @@ def _element_type(version: FhirVersion, owner: str | None, path: str) -> str | N
     return owner
 
 
+def _union_type(version: FhirVersion, rtype: str, expression: str) -> str | None:
+    """The element type every term of `A.x | A.y.z` has, if they agree (else None)."""
+    found = {_element_type(version, rtype, term.strip().partition(".")[2])
+             for term in split_union(expression)}
+    return found.pop() if len(found) == 1 else None
+
+
 def _component_type(version: FhirVersion, definitions: dict[str, dict[str, Any]],
                     component: dict[str, Any], base_type: str | None) -> str | None:
     found = definitions.get(component["definition"])
@@ -173,7 +181,8 @@ def _registry(version: FhirVersion) -> dict[str, dict[str, SearchParam]]:
             registry[rtype][sp["code"]] = SearchParam(
                 code=sp["code"], type=sp["type"], resource_type=rtype, expression=expression,
                 url=sp["url"], description=sp.get("description", ""),
-                targets=tuple(sp.get("target", ())), components=components)
+                targets=tuple(sp.get("target", ())), components=components,
+                element=_union_type(version, rtype, expression))
     return registry
 
 

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_
+from sqlalchemy import ColumnElement, Connection, Engine, and_, exists, select
 
 from ..errors import BadRequest
 from .base import FhirVersion
 from .schema import resource_bodies as body
+from .schema import resource_versions as versions
 from .schema import resources as res
 from .values import date_range, epoch_to_instant
 
@@ -32,6 +33,24 @@ def since_instant(since: str) -> str:
         return epoch_to_instant(date_range(since)[0])
     except ValueError as exc:
         raise BadRequest(f"invalid _since {since!r}") from exc
+
+
+def current_at(at: str) -> ColumnElement[bool]:
+    """History `_at`: the versions current at some moment of the period `at` covers (an
+    instant: that moment; a date: that day): written at or before its end, and not replaced
+    by a later version at or before its start. The later versions are found by the
+    (res_type, res_id, version_id) index."""
+    try:
+        low, high = date_range(at)
+    except ValueError as exc:
+        raise BadRequest(f"invalid _at {at!r}: a FHIR date, dateTime or instant (no "
+                         "prefix)") from exc
+    later = versions.alias("later")
+    replaced = exists(select(later.c.seq).where(
+        later.c.res_type == versions.c.res_type, later.c.res_id == versions.c.res_id,
+        later.c.version_id > versions.c.version_id,
+        later.c.last_updated <= epoch_to_instant(low)))
+    return and_(versions.c.last_updated <= epoch_to_instant(high), ~replaced)
 
 
 def as_bytes(value: Any) -> bytes:

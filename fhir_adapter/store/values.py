@@ -181,6 +181,25 @@ def token_values(node: Node) -> list[tuple[str | None, str | None, str | None]]:
     return []
 
 
+def of_type_key(system: str, code: str) -> str:
+    """The `system` column of an `:of-type` index row: the type coding's system and code, `|`
+    and `\\` escaped as in search values, so that the pair reads back unambiguously."""
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|")
+    return f"{esc(system)}|{esc(code)}"
+
+
+def identifier_type_values(node: Node) -> list[tuple[str | None, str | None, str | None]]:
+    """(of_type_key, value, None) rows of an Identifier for `:of-type`: one per coding of its
+    type that has a system and a code, when the identifier has a value."""
+    value = node.value
+    if not isinstance(value, dict) or not value.get("value"):
+        return []
+    codings = (value.get("type") or {}).get("coding") or []
+    return [(of_type_key(c["system"], c["code"]), value["value"], None) for c in codings
+            if isinstance(c, dict) and c.get("system") and c.get("code")]
+
+
 _NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
 _ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
 
