@@ -20,6 +20,7 @@ import fhir_adapter.gateway.terminology as terminology
 from .. import __version__, extension_defs
 from ..mapping import own_terms
 from ..store.canonical import dumps
+from ..store.chains import MAX_DEPTH
 from ..store.searchparams import search_params
 from ..validation import FHIR_RELEASE, FhirVersion
 from .context import STORED_TYPES, ctx
@@ -39,12 +40,26 @@ WRITE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-ins
                       "history-type", "create", "search-type")
 
 
+# What a reference parameter's entry adds to its documentation (store/chains.py answers it).
+CHAINING = (f"Chained (`{{code}}:Type.param=` or untyped `{{code}}.param=`, several links: at "
+            f"most {MAX_DEPTH} per parameter, `_has` levels included); `{{code}}:identifier=` "
+            "matches Reference.identifier.")
+HAS = {"name": "_has", "type": "special",
+       "documentation": "Reverse chaining on every type: _has:Type:reference:parameter=value, "
+                        "whose parameter may be a chain or another _has (at most "
+                        f"{MAX_DEPTH} links per parameter). Type:reference is any of the "
+                        "searched type's searchRevInclude entries."}
+
+
 def _search_params(version: FhirVersion, rtype: str) -> list[dict[str, Any]]:
     out = []
     for code, param in sorted(search_params(version, rtype).items()):
         entry = {"name": code, "definition": param.url, "type": param.type}
-        if param.description:
-            entry["documentation"] = param.description.split("\n", 1)[0][:500]
+        doc = param.description.split("\n", 1)[0][:500] if param.description else ""
+        if param.type == "reference":
+            doc = f"{doc} {CHAINING.format(code=code)}".strip()
+        if doc:
+            entry["documentation"] = doc
         out.append(entry)
     return out
 
@@ -177,6 +192,7 @@ def capability_statement(version: FhirVersion, base: str, secured: bool = False)
                              "/fhir, R5 at /fhir/R5 or with Accept: application/fhir+json; "
                              "fhirVersion=5.0.",
             "resource": resources,
+            "searchParam": [HAS],
             "compartment": [COMPARTMENT],
             "interaction": [{"code": "transaction"}, {"code": "batch"},
                             {"code": "history-system"}],
