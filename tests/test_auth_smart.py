@@ -130,7 +130,7 @@ def test_the_study_client_reads_studies_and_subjects_and_nothing_else(setup: Set
                # chains and _has that stay within the granted types
                f"/fhir/ResearchSubject?study:ResearchStudy._id={TAG}-study",
                f"/fhir/ResearchSubject?study.partof._id={TAG}-study",
-               f"/fhir/ResearchStudy?_has:ResearchSubject:study:status=on-study",
+               f"/fhir/ResearchStudy?_has:ResearchSubject:study:_id={TAG}-subject",
                f"/fhir/ResearchStudy?_has:ResearchSubject:study:study._id={TAG}-study"]
     for path in allowed:
         r = c.get(path, headers=headers)

@@ -30,8 +30,9 @@ from sqlalchemy import (
     union_all,
 )
 
+import fhir_adapter.store.chains as chains
+
 from ..errors import BadRequest
-from . import chains
 from .base import SearchQuery
 from .indexing import IDENTIFIER, UNINDEXED
 from .schema import index_tables, resources
