@@ -142,6 +142,8 @@ def test_the_study_client_reads_studies_and_subjects_and_nothing_else(setup: Set
     refused = [f"/fhir/Patient/{TAG}-patient", "/fhir/Patient", "/fhir/AdverseEvent",
                f"/fhir/ResearchSubject?_id={TAG}-subject&_include=ResearchSubject:individual",
                f"/fhir/ResearchSubject?_id={TAG}-subject&_include=ResearchSubject:*",
+               f"/fhir/ResearchSubject?_id={TAG}-subject&_include=*",
+               f"/fhir/ResearchSubject?_id={TAG}-subject&_include:iterate=*",
                f"/fhir/ResearchStudy?_id={TAG}-study&_revinclude=AdverseEvent:study",
                "/fhir/ResearchSubject?individual.gender=female", "/fhir/AuditEvent",
                # a type outside the grant, reached through a later link or a nested _has

@@ -64,7 +64,8 @@ def check_search(c: Ctx, resource_type: str, filters: list[tuple[str, str]],
         for rtype, why in _looked_into(c, resource_type, name):
             require(rtype, "s", why)
     for value in include:
-        parts = value.split(":")
+        # a bare `*` is every reference parameter of the searched type (gateway/includes.py)
+        parts = [resource_type, "*"] if value == "*" else value.split(":")
         if len(parts) in (2, 3):
             for rtype in _targets(c, parts[0], parts[1], parts[2] if len(parts) == 3 else None):
                 require(rtype, "r", f"_include={value} (it can return {rtype})")
