@@ -70,8 +70,8 @@ def _includes(version: FhirVersion, rtype: str) -> tuple[list[str], list[str]]:
     reverse = [f"{source}:{code}" for source in STORED_TYPES
                for code, p in sorted(search_params(version, source).items())
                if p.type == "reference" and (not p.targets or rtype in p.targets)]
-    # `Type:*` (every reference parameter) is served; a bare `_include=*` is not.
-    return ([f"{rtype}:*", *forward] if forward else []), reverse
+    # `*` and `Type:*` (every reference parameter of the type) are served (gateway/includes.py).
+    return (["*", f"{rtype}:*", *forward] if forward else []), reverse
 
 
 def _stored_type(version: FhirVersion, rtype: str) -> dict[str, Any]:
