@@ -25,7 +25,7 @@ from typing import Any
 from . import OUT, ROOT, finish, result, settings
 
 MODULES = ("mapping", "enrollment_stream", "load", "serving", "terms", "export", "startup",
-           "dashboard")
+           "dashboard", "chains")
 
 
 def machine() -> dict[str, Any]:

@@ -126,17 +126,35 @@ def test_the_study_client_reads_studies_and_subjects_and_nothing_else(setup: Set
                f"/fhir/R5/ResearchStudy/{TAG}-study", f"/fhir/ResearchStudy/{TAG}-study/_history",
                f"/fhir/ResearchStudy/{TAG}-study/_history/1",
                f"/fhir/ResearchSubject?_id={TAG}-subject&_include=ResearchSubject:study",
-               f"/fhir/ResearchStudy?_id={TAG}-study&_revinclude=ResearchSubject:study"]
+               f"/fhir/ResearchStudy?_id={TAG}-study&_revinclude=ResearchSubject:study",
+               # chains and _has that stay within the granted types
+               f"/fhir/ResearchSubject?study:ResearchStudy._id={TAG}-study",
+               f"/fhir/ResearchSubject?study.partof._id={TAG}-study",
+               f"/fhir/ResearchStudy?_has:ResearchSubject:study:_id={TAG}-subject",
+               f"/fhir/ResearchStudy?_has:ResearchSubject:study:study._id={TAG}-study"]
     for path in allowed:
         r = c.get(path, headers=headers)
         assert r.status_code == 200, (path, r.get_data(as_text=True))
         assert r.headers["Cache-Control"] == "no-store"
         assert r.headers["X-Content-Type-Options"] == "nosniff"
+    for path in (allowed[-4], *allowed[-2:]):  # the study has no partOf: -3 finds none
+        assert c.get(path, headers=headers).json["total"] == 1, path
     refused = [f"/fhir/Patient/{TAG}-patient", "/fhir/Patient", "/fhir/AdverseEvent",
                f"/fhir/ResearchSubject?_id={TAG}-subject&_include=ResearchSubject:individual",
                f"/fhir/ResearchSubject?_id={TAG}-subject&_include=ResearchSubject:*",
+               f"/fhir/ResearchSubject?_id={TAG}-subject&_include=*",
+               f"/fhir/ResearchSubject?_id={TAG}-subject&_include:iterate=*",
                f"/fhir/ResearchStudy?_id={TAG}-study&_revinclude=AdverseEvent:study",
                "/fhir/ResearchSubject?individual.gender=female", "/fhir/AuditEvent",
+               # a type outside the grant, reached through a later link or a nested _has
+               "/fhir/ResearchSubject?study.sponsor.name=x",
+               "/fhir/ResearchSubject?study.partof.sponsor:Organization.name=x",
+               "/fhir/ResearchStudy?_has:ResearchSubject:study:individual.gender=female",
+               "/fhir/ResearchStudy?_has:AdverseEvent:study:seriousness=x",
+               "/fhir/ResearchStudy?_has:ResearchSubject:study:_has:AdverseEvent:subject:"
+               "seriousness=x",
+               "/fhir/ResearchSubject?individual:identifier=x|y&study.identifier=y"
+               "&study._has:AdverseEvent:study:seriousness=x",
                "/fhir/_history", f"/fhir/Patient/{TAG}-patient/_history",
                "/fhir/ConceptMap/$translate?system=x&code=y"]
     for path in refused:

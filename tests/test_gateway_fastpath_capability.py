@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from gateway_fixtures import database_url
-from test_gateway_fastpath import AES, P1, _both, apps
+from test_gateway_fastpath import AES, P1, P2, _both, apps
 
 from fhir_adapter.gateway.capability import MODIFIERS_SAID
 from fhir_adapter.valuesets import BASE as VALUE_SETS
@@ -29,7 +29,8 @@ MODIFIED = {"in": [VALUE_SETS + "sdtm-aeser-seriousness-r4-target", "http://exam
             "not-in": [VALUE_SETS + "sdtm-aeser-seriousness-r5-target", "ValueSet/nope"],
             "of-type": ["http://terminology.hl7.org/CodeSystem/v2-0203|MR|x", "MR|x"],
             "missing": ["true", "false", "maybe"], "text": ["a"], "exact": ["a"],
-            "contains": ["a"], "below": ["http://x"], "above": ["http://x/y"]}
+            "contains": ["a"], "below": ["http://x"], "above": ["http://x/y"],
+            "identifier": ["http://example.org|x", "x"]}
 
 
 def _modifiers(param: dict[str, Any]) -> list[str]:
@@ -87,4 +88,47 @@ def test_every_listed_modifier_answers_alike(apps: dict[str, Flask], version: st
                 for value in values:
                     _both(app, "GET", f"{prefix}/{resource['type']}?{param['name']}:{modifier}="
                           f"{quote(value, safe='')}&_count=2", {})
-    assert {"in", "not-in", "of-type", "not", "missing", "text", "[type]"} <= seen
+    assert {"in", "not-in", "of-type", "not", "missing", "text", "[type]", "identifier"} <= seen
+
+def _status(app: Flask, path: str) -> tuple[int, dict[str, Any]]:
+    answer = app.test_client().get(path)
+    return answer.status_code, answer.json
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_every_chain_and_has_the_statement_offers_answers_alike(apps: dict[str, Flask],
+                                                                version: str) -> None:
+    """Generated from the statement: every reference parameter it documents as chained, an
+    untyped and a two-link chain and `:identifier`; every `_has` its searchRevInclude entries
+    allow (rest.searchParam lists _has), plain and nested. Both paths answer alike, and the
+    searches that must find the fixture's events and patients do."""
+    app = apps["host-links"]
+    prefix = "/fhir/R5" if version == "R5" else "/fhir"
+    statement = _statement(app, version)
+    assert "_has" in {p["name"] for p in statement["rest"][0]["searchParam"]}
+    compared = 0
+    for resource in statement["rest"][0]["resource"]:
+        rtype = resource["type"]
+        for param in resource.get("searchParam", []):
+            if "Chained" not in param.get("documentation", ""):
+                continue
+            name = param["name"]
+            for query in (f"{name}._id={P1}", f"{name}._id._id=x",
+                          f"{name}.identifier=x|y", f"{name}:identifier=x|y",
+                          f"{name}._has:AdverseEvent:subject:_id={AES[0]}"):
+                _both(app, "GET", f"{prefix}/{rtype}?{query}", {})
+                compared += 1
+        for include in resource.get("searchRevInclude", []):
+            source, code = include.split(":")
+            for query in (f"_has:{source}:{code}:_id={AES[0]}",
+                          f"_has:{source}:{code}:_has:AdverseEvent:subject:_id={AES[0]}"):
+                _both(app, "GET", f"{prefix}/{rtype}?{query}", {})
+                compared += 1
+    assert compared > 100
+    found = {f"AdverseEvent?subject._id={P1}": 4, f"AdverseEvent?subject:Patient._id={P2}": 1,
+             f"Patient?_has:AdverseEvent:subject:_id={AES[4]}": 1,
+             f"Patient?_has:AdverseEvent:subject:subject._id={P1}": 1,
+             f"AdverseEvent?subject._has:AdverseEvent:subject:_id={AES[0]}": 4}
+    for query, total in found.items():
+        status, bundle = _status(app, f"{prefix}/{query}")
+        assert status == 200 and bundle["total"] == total, (query, bundle)

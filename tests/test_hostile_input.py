@@ -270,8 +270,9 @@ def test_chained_searches_find_the_right_resources(client: FlaskClient) -> None:
     assert count(client, f"ResearchSubject?study._id={study_id}") == 3
     both = count(client, f"ResearchSubject?study.identifier={system}|S1,{other}|S1")
     assert both == 5
-    for bad in ("study:Group.identifier=x", "study.bogus=x", "study.sponsor.name=x",
-                "status.identifier=x", "_has:AdverseEvent:subject:seriousness=x"):
+    for bad in ("study:Group.identifier=x", "study.bogus=x", "study.sponsor.bogus=x",
+                "status.identifier=x", "_has:AdverseEvent:subject:seriousness=x",
+                "study" + ".partof" * 4 + ".identifier=x", "_has:ResearchStudy:x:y=z"):
         outcome(client.get(f"/fhir/ResearchSubject?{bad}"), 400)
 
 

@@ -157,6 +157,13 @@ def reference_index_rows(resource: dict[str, Any], version: str) -> dict[str, li
         if param.type != "composite":
             add(TABLE_OF[param.type], {**base, "param": param.code, "grp": 0}, nodes,
                 param.targets)
+            if param.type == "reference":  # Reference.identifier, for :identifier
+                idents = [Node(n.value["identifier"], "Identifier") for n in nodes
+                          if isinstance(n.value, dict)
+                          and isinstance(n.value.get("identifier"), dict)
+                          and (n.value["identifier"].get("system")
+                               or n.value["identifier"].get("value"))]
+                add("token", {**base, "param": f"{param.code}:identifier", "grp": 0}, idents)
             continue
         for grp, item in enumerate(nodes, start=1):
             for n, component in enumerate(param.components):

@@ -20,6 +20,7 @@ import fhir_adapter.gateway.terminology as terminology
 from .. import __version__, extension_defs
 from ..mapping import own_terms
 from ..store.canonical import dumps
+from ..store.chains import MAX_DEPTH
 from ..store.search import modifiers
 from ..store.searchparams import search_params
 from ..validation import FHIR_RELEASE, FhirVersion
@@ -43,6 +44,15 @@ WRITE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-ins
 # The searchParam backbone has no element for modifiers (R4, R5): `documentation` ends with
 # this sentence (store.search.modifiers), which the conformance tests read back.
 MODIFIERS_SAID = " Modifiers: "
+# What a reference parameter's entry adds to its documentation (store/chains.py answers it).
+CHAINING = (f"Chained (`{{code}}:Type.param=` or untyped `{{code}}.param=`, several links: at "
+            f"most {MAX_DEPTH} per parameter, `_has` levels included); `{{code}}:identifier=` "
+            "matches Reference.identifier.")
+HAS = {"name": "_has", "type": "special",
+       "documentation": "Reverse chaining on every type: _has:Type:reference:parameter=value, "
+                        "whose parameter may be a chain or another _has (at most "
+                        f"{MAX_DEPTH} links per parameter). Type:reference is any of the "
+                        "searched type's searchRevInclude entries."}
 
 
 def _search_params(version: FhirVersion, rtype: str) -> list[dict[str, Any]]:
@@ -50,8 +60,11 @@ def _search_params(version: FhirVersion, rtype: str) -> list[dict[str, Any]]:
     for code, param in sorted(search_params(version, rtype).items()):
         entry = {"name": code, "definition": param.url, "type": param.type}
         said = param.description.split("\n", 1)[0][:500].rstrip().rstrip(".")
-        entry["documentation"] = (f"{said}." if said else "") + MODIFIERS_SAID.lstrip(
-            " " if not said else "") + ", ".join(f":{m}" for m in modifiers(param)) + "."
+        doc = f"{said}." if said else ""
+        if param.type == "reference":
+            doc = f"{doc} {CHAINING.format(code=code)}".strip()
+        entry["documentation"] = (f"{doc}{MODIFIERS_SAID}" if doc else MODIFIERS_SAID.lstrip()) \
+            + ", ".join(f":{m}" for m in modifiers(param)) + "."
         out.append(entry)
     return out
 
@@ -62,8 +75,8 @@ def _includes(version: FhirVersion, rtype: str) -> tuple[list[str], list[str]]:
     reverse = [f"{source}:{code}" for source in STORED_TYPES
                for code, p in sorted(search_params(version, source).items())
                if p.type == "reference" and (not p.targets or rtype in p.targets)]
-    # `Type:*` (every reference parameter) is served; a bare `_include=*` is not.
-    return ([f"{rtype}:*", *forward] if forward else []), reverse
+    # `*` and `Type:*` (every reference parameter of the type) are served (gateway/includes.py).
+    return (["*", f"{rtype}:*", *forward] if forward else []), reverse
 
 
 def _stored_type(version: FhirVersion, rtype: str) -> dict[str, Any]:
@@ -188,6 +201,7 @@ def capability_statement(version: FhirVersion, base: str, secured: bool = False)
                              "/fhir, R5 at /fhir/R5 or with Accept: application/fhir+json; "
                              "fhirVersion=5.0.",
             "resource": resources,
+            "searchParam": [HAS],
             "compartment": [COMPARTMENT],
             "interaction": [{"code": "transaction"}, {"code": "batch"},
                             {"code": "history-system"}],

@@ -45,6 +45,8 @@ EXTRACTORS: dict[str, tuple[tuple[str, ...], Callable[[Node], list[Any]]]] = {
     "number": (("value",), lambda n: [(v,) for v in number_values(n)]),
     "quantity": (("low", "high", "system", "code", "unit"), quantity_values),
 }
+# The token-table `param` of a reference parameter's Reference.identifier rows.
+IDENTIFIER = "{}:identifier"
 COMMON = ("res_type", "res_id", "fhir_version", "param", "grp")
 # Answered from the resources table (search.py, fastsearch.py), not from index rows: res_id
 # and last_updated hold them already. They were 4 of ~22 rows an AE adds (both versions).
@@ -189,6 +191,8 @@ def index_tuples(resource: dict[str, Any], version: FhirVersion) -> Tuples:
         if isinstance(step, _Composite):
             _add_composite(rows, base, step, nodes, ctx)
             continue
+        if step.table == "reference":
+            _add_identifiers(rows, base, step.key[0], nodes)
         if len(nodes) == 1 and not step.bare_type:  # _values, shortened for the usual case
             found = step.extract(nodes[0])
             if len(found) == 1:
@@ -204,6 +208,19 @@ def index_tuples(resource: dict[str, Any], version: FhirVersion) -> Tuples:
         head = base + step.key
         rows[step.table].extend([head + v for v in found])
     return rows
+
+
+def _add_identifiers(rows: Tuples, base: tuple[str, str, str], code: str,
+                     nodes: list[Node]) -> None:
+    """Token rows of each Reference.identifier, under `<code>:identifier`: what the
+    `:identifier` modifier searches (R4 search.html#modifiers: the reference's own logical
+    identifier, not the target's). A Reference may carry one without any literal reference."""
+    found = [row for node in nodes if type(node.value) is dict
+             and type(ident := node.value.get("identifier")) is dict
+             for row in token_values(Node(ident, "Identifier")) if row[0] or row[1]]
+    if found:
+        head = (*base, IDENTIFIER.format(code), 0)
+        rows["token"].extend([head + v for v in dict.fromkeys(found)])
 
 
 def _add_composite(rows: Tuples, base: tuple[str, str, str], composite: _Composite,

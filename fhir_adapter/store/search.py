@@ -4,7 +4,8 @@ Each parameter occurrence becomes `r.res_id IN (SELECT res_id FROM idx_<type> WH
 fhir_version = :v AND res_type = :t AND param = :p AND <value match>)`, which the composite
 indexes (fhir_version, res_type, param, value...) answer in O(log n); repeated parameters
 AND, comma-separated values OR. Modifiers: :missing (all), :not, :text, :in, :not-in and
-:of-type (token), :exact and :contains (string), :below and :above (uri), :[type] (reference).
+:of-type (token), :exact and :contains (string), :below and :above (uri), :[type] and
+:identifier (reference); chains and `_has` in chains.py.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from sqlalchemy import (
     union_all,
 )
 
+import fhir_adapter.store.chains as chains
+
 from .. import valuesets
 from ..errors import BadRequest
 from .base import SearchQuery
-from .indexing import UNINDEXED
+from .indexing import IDENTIFIER, UNINDEXED
 from .schema import index_tables, resources
-from .searchparams import RESOURCE_TYPES, TABLE_OF, SearchParam, search_params
+from .searchparams import TABLE_OF, SearchParam, search_params
 from .values import (
     EPOCH,
     PREFIX_LENGTH,
@@ -55,7 +58,6 @@ MODIFIERS = {"token": {"not", "text", "in", "not-in", "of-type"}, "uri": {"below
 NEGATED = {"not": "", "not-in": "in"}  # modifier -> the positive form it negates
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TOP = chr(0x10FFFF)  # above any character: prefix p matches [p, p + _TOP)
-REFERENCE = index_tables["reference"].alias("chain_ref")
 
 
 @dataclass
@@ -247,6 +249,17 @@ def _reference(t: Any, raw: str, modifier: str) -> ColumnElement[bool]:
     return t.c.target_id == rid if rid else false()
 
 
+def _by_reference_identifier(param: SearchParam, value: str,
+                             query: SearchQuery) -> ColumnElement[bool]:
+    """`subject:identifier=sys|val`: Reference.identifier (the reference's own logical id,
+    indexed as token rows under `<code>:identifier`: indexing._add_identifiers), matched as
+    a token; never the target's identifier (that is the chain `subject.identifier`)."""
+    t = index_tables["token"]
+    sub = select(t.c.res_id).where(*_scope(t, query, IDENTIFIER.format(param.code)),
+                                   or_(*(_token(t, v, "") for v in split_escaped(value, ","))))
+    return resources.c.res_id.in_(sub)
+
+
 MATCHERS = {"token": _token, "uri": _uri, "string": _string, "date": _date,
             "number": _number, "quantity": _quantity, "reference": _reference}
 
@@ -264,13 +277,15 @@ def modifiers(param: SearchParam) -> list[str]:
     if param.element != "Identifier" and "of-type" in found:
         found.remove("of-type")
     if param.type == "reference":
-        found.append("[type]")
+        found += ["[type]", "identifier"]
     return found
 
 
 def _check_modifier(param: SearchParam, modifier: str) -> None:
     if modifier in ("", "missing") or (modifier in MODIFIERS.get(param.type, ())
                                        and modifier in modifiers(param)):
+        return
+    if param.type == "reference" and modifier == "identifier":
         return
     if param.type == "reference" and modifier[:1].isupper():
         if param.targets and modifier not in param.targets:
@@ -391,6 +406,8 @@ def _condition(param: SearchParam, modifier: str, value: str,
         raise BadRequest(f"{param.code}:missing takes true or false")
     if param.code in UNINDEXED:
         return _ANSWERED[param.code](modifier, value)
+    if modifier == "identifier":
+        return _by_reference_identifier(param, value, query)
     if modifier == "missing":
         code = f"{param.code}$0" if param.type == "composite" else param.code
         t = index_tables[TABLE_OF[param.components[0].type or "token"]
@@ -445,65 +462,33 @@ def _sort_key(query: SearchQuery, key: str, plan: Plan) -> Any:
     return expr.desc().nulls_last() if desc else expr.asc().nulls_last()
 
 
-def _chain(query: SearchQuery, name: str, value: str, out: Plan) -> ColumnElement[bool] | None:
-    """One level of chaining (R4 search.html#chaining): `study.identifier=x` or, typed,
-    `study:ResearchStudy.identifier=x`: resources whose reference `study` points at a current
-    resource of a target type that matches `identifier=x`. Answered from the reference index
-    (target_type, target_id) and the target type's own index rows. What cannot be chained is
-    unknown (`_unknown`: 400, or ignored and reported when lenient)."""
-    head, _, tail = name.partition(".")
-    code, _, typed = head.partition(":")
+def _filter(query: SearchQuery, name: str, value: str, depth: int = 0) -> ColumnElement[bool]:
+    """The condition on `resources` of one parameter of `query`'s type: plain, chained or
+    `_has` (chains.py follows the links and calls back here for the parameter at the end).
+    Raises chains.Unknown for a parameter it cannot answer, BadRequest for a bad one."""
+    if chains.is_reverse(name):
+        return chains.reverse(query, name, value, depth, _filter)
+    if chains.is_chain(name):
+        return chains.forward(query, name, value, depth, _filter, _check_modifier)
+    code, _, modifier = name.partition(":")
     param = search_params(query.version, query.resource_type).get(code)
-    if param is None or param.type != "reference":
-        _unknown(out, query, name, f"{code!r} is not a reference parameter to chain")
-        return None
-    if "." in tail:
-        _unknown(out, query, name, "chains of more than one level are not supported")
-        return None
-    if typed:
-        _check_modifier(param, typed)
-    inner_code, _, inner_modifier = tail.partition(":")
-    served = [t for t in (param.targets or RESOURCE_TYPES) if t in RESOURCE_TYPES]
-    candidates = [typed] if typed else served
-    conds = []
-    for target in candidates:
-        inner = search_params(query.version, target).get(inner_code)
-        if inner is None:
-            continue
-        _check_modifier(inner, inner_modifier)
-        sub = SearchQuery(target, query.version, [(tail, value)])
-        matched = select(resources.c.res_id).where(
-            resources.c.res_type == target, resources.c.deleted == false(),
-            _condition(inner, inner_modifier, value, sub)).correlate(None)  # its own FROM
-        conds.append(and_(REFERENCE.c.target_type == target,
-                          REFERENCE.c.target_id.in_(matched)))
-    if not conds:
-        _unknown(out, query, name, f"{inner_code!r} is not a search parameter of "
-                 f"{typed or ' or '.join(served) or 'any served type'}")
-        return None
-    refs = select(REFERENCE.c.res_id).where(*_scope(REFERENCE, query, code), or_(*conds))
-    return resources.c.res_id.in_(refs)
+    if param is None:
+        raise chains.Unknown(f"{code!r} is not a supported search parameter of "
+                             f"{query.resource_type}")
+    _check_modifier(param, modifier)
+    return _condition(param, modifier, value, query)
 
 
 def plan(query: SearchQuery) -> Plan:
     """Conditions and order for `query`; raises errors.BadRequest on bad values/modifiers."""
     out = Plan()
-    known = search_params(query.version, query.resource_type)
     for name, value in query.params:
-        code, _, modifier = name.partition(":")
-        if code in CONTROL:
+        if name.partition(":")[0] in CONTROL:
             continue
-        if "." in name and not code.startswith("_"):
-            chained = _chain(query, name, value, out)
-            if chained is not None:
-                out.where.append(chained)
-            continue
-        param = known.get(code)
-        if param is None:
-            _unknown(out, query, name, "not a supported search parameter")
-            continue
-        _check_modifier(param, modifier)
-        out.where.append(_condition(param, modifier, value, query))
+        try:
+            out.where.append(_filter(query, name, value))
+        except chains.Unknown as exc:
+            _unknown(out, query, name, str(exc))
     for key in query.sort:
         order = _sort_key(query, key, out)
         if order is not None:
