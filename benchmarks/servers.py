@@ -28,16 +28,21 @@ class Setup:
     worker_class: str  # "sync" | "gthread"
     workers: int = 2
     preload: bool = False  # --preload: the master loads the app before it listens and forks
+    # --reuse-port: each worker listens on a socket of its own (gunicorn >= 23), so the
+    # kernel spreads connections over the workers instead of the first to wake taking them
+    reuse_port: bool = False
 
     @property
     def label(self) -> str:
         extra = f", {THREADS} threads" if self.worker_class == "gthread" else ""
         extra += ", --preload" if self.preload else ""
+        extra += ", --reuse-port" if self.reuse_port else ""
         return f"gunicorn {self.workers} {self.worker_class} workers{extra}"
 
     def args(self) -> list[str]:
         out = ["-w", str(self.workers), "-k", self.worker_class]
         out += ["--preload"] if self.preload else []
+        out += ["--reuse-port"] if self.reuse_port else []
         return out + (["--threads", str(THREADS)] if self.worker_class == "gthread" else [])
 
 
@@ -149,3 +154,55 @@ def gunicorn(app: str, setup: Setup, env: dict[str, str] | None = None,
                 process.wait()
         log.close()
         (OUT / f"gunicorn-{port}.log").unlink(missing_ok=True)
+
+
+def connections_per_worker(master: int, port: int) -> list[int]:
+    """How many established TCP connections to `port` each live child of `master` holds,
+    most first (Linux /proc; empty where it cannot be read): whether a load's keep-alive
+    connections were spread over the workers or landed on one."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()  # sl local remote state ... inode (10th)
+            if len(fields) > 9 and fields[3] == "01" and \
+                    int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    counts = []
+    for pid in worker_cpu(master):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        held = 0
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            held += target.startswith("socket:[") and target[8:-1] in inodes
+        counts.append(held)
+    return sorted(counts, reverse=True)
+
+
+def scheduler_times(master: int) -> tuple[float, float]:
+    """(CPU seconds, seconds runnable but waiting for a CPU) summed over every thread of
+    every live child of `master`, from /proc/<pid>/task/<tid>/schedstat (Linux; zeros where
+    it cannot be read): on a busy machine, how long the workers queued for a core."""
+    cpu = wait = 0
+    for pid in worker_cpu(master):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                    ran, waited, _ = fh.read().split()
+            except (OSError, ValueError):
+                continue
+            cpu, wait = cpu + int(ran), wait + int(waited)
+    return cpu / 1e9, wait / 1e9

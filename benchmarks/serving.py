@@ -4,7 +4,8 @@ the bare-Flask ceiling (ceiling_app.py) answering the same URLs with the same by
 identical gunicorn set-up.
 
 Cases: read by id and search `AdverseEvent?subject=Patient/<id>` (20 hits) on the 10k store;
-the same search on the 100k and 1M stores (quick: 10k only). req/s and p50/p95/p99.
+the same search on the 100k and 1M stores (quick: 10k only). req/s and p50/p95/p99. The
+tail at 32 connections, sync against gthread, is serving_tail.py's.
 
 Rounds, and why: one long run of the gateway followed by one of the ceiling swung 0.4x-1.1x
 on a 2-core machine, because background work hits one run and not the other, and because

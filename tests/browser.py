@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from loopback import free_port, process, serve_command
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -65,12 +64,6 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def cli(env: dict[str, str], *args: str | Path) -> str:
     """Run `fhir-adapter ARGS`; its stdout, or a failure with its stderr."""
     done = subprocess.run([sys.executable, "-m", "fhir_adapter", *map(str, args)], env=env,
@@ -84,34 +77,10 @@ def serving(database: str, log: Path, **settings: str) -> Iterator[str]:
     """`fhir-adapter serve` over `database` on a free loopback port; yields its root URL."""
     port = free_port()
     env = {**os.environ, **{f"FHIR_ADAPTER_{k}": v for k, v in settings.items()}}
-    command = [sys.executable, "-m", "fhir_adapter", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--database", database]
     root = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"server exited {proc.returncode}:\n"
-                                         + log.read_text(errors="replace")[-3000:])
-                try:
-                    if requests.get(f"{root}/fhir/metadata", timeout=30).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not answer:\n" + log.read_text()[-3000:])
-                time.sleep(0.2)
-            yield root
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with process(serve_command(port, database), log, f"{root}/fhir/metadata", env=env,
+                 timeout=60):
+        yield root
 
 
 def fhir_all(url: str) -> list[dict[str, Any]]:

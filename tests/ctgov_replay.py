@@ -12,10 +12,12 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import StubHandler, stub
 
 _RANGE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[(\d{4}-\d{2}-\d{2}),MAX\]")
 
@@ -65,19 +67,8 @@ class Replay:
 
 
 def _handler(replay: Replay) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(StubHandler):
+        _send = StubHandler.send
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
@@ -112,14 +103,6 @@ def replay_api(studies: list[dict[str, Any]], faults: dict[int, int] | None = No
                ) -> Iterator[Replay]:
     """The replayed API on a free loopback port; its base (…/api/v2) is replay.api."""
     state = Replay(studies, faults or {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.api = f"http://127.0.0.1:{server.server_address[1]}/api/v2"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with stub(_handler(state)) as root:
+        state.api = f"{root}/api/v2"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)

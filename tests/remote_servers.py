@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,14 +20,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from loopback import StubHandler, free_port, process, serve_command, stub
 
 FAULTS = ("429", "503", "slow", "drop-before", "drop-after")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -36,33 +30,9 @@ def serve(database: str, log: Path, *extra: str) -> Iterator[str]:
     """`fhir-adapter serve` on a free loopback port over `database`; its FHIR base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fhir_adapter", "serve", "--host", "127.0.0.1", "--port",
-             str(port), "--database", database, "--public-base-url", base, *extra],
-            stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"server exited {proc.returncode}:\n"
-                                         + log.read_text(errors="replace")[-3000:])
-                try:
-                    if requests.get(f"{base}/metadata", timeout=30).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not answer:\n" + log.read_text()[-3000:])
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with process(serve_command(port, database, "--public-base-url", base, *extra), log,
+                 f"{base}/metadata", cwd=log.parent):
+        yield base
 
 
 class Proxy:
@@ -90,20 +60,8 @@ class Proxy:
 
 
 def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
-                  ) -> None:
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(StubHandler):
+        _send = StubHandler.send
 
         def _drop(self) -> None:
             self.close_connection = True
@@ -235,17 +193,8 @@ def proxy(upstream: str, faults: Callable[[int, str, str], str | None] = lambda 
     """A proxy on a free loopback port in front of `upstream` (a FHIR base URL); its own
     FHIR base is proxy.base + "/fhir"."""
     state = Proxy(upstream, faults, slow, smart_key, offers)
-    server = _QuietServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with stub(_handler(state), _QuietServer) as state.base:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 def path_of(url: str) -> str:

@@ -6,11 +6,8 @@ accepted with the scopes of their `scp` claim."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +18,13 @@ from fhirclient import client as fhirclient_client
 from fhirclient.models.researchstudy import ResearchStudy
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ForbiddenError
+from loopback import wsgi
 from smart_keys import assertion, rsa_key, token_form
 from test_auth_smart import register
-from werkzeug.serving import make_server
 
 from fhir_adapter.gateway import create_app
 
 TAG = uuid.uuid4().hex[:10]
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """`app` on a free loopback port; its root URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 @pytest.fixture
@@ -54,7 +38,7 @@ def test_fhirclient_and_fhirpy_with_a_bearer_token(database: str, tmp_path: Path
                    "system/ResearchStudy.cruds system/ResearchSubject.rs")
     app = create_app({"DATABASE_URL": database, "AUTH": "smart"})
     try:
-        with serving(app) as root:
+        with wsgi(app) as root:
             base = f"{root}/fhir"
             conf = requests.get(f"{base}/.well-known/smart-configuration", timeout=10).json()
             r = requests.post(conf["token_endpoint"], data=token_form(
@@ -97,7 +81,7 @@ def _jwks_app(jwks: dict[str, Any]) -> Any:
 
 def test_an_external_issuers_tokens(database: str) -> None:
     key = rsa_key()
-    with serving(_jwks_app(key.jwks())) as keys_root:
+    with wsgi(_jwks_app(key.jwks())) as keys_root:
         issuer, audience = "https://idp.example/realms/trials", "fhir-adapter-api"
         app = create_app({"DATABASE_URL": database, "AUTH": "smart",
                           "AUTH_ISSUER": issuer, "AUTH_JWKS_URL": f"{keys_root}/jwks",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from fhirclient.models.patient import Patient
 from fhirclient.models.researchsubject import ResearchSubject
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
+from loopback import free_port, process, serve_command
 from store_backends import new_postgres_database
 
 from fhir_adapter import ids
@@ -52,12 +52,6 @@ def _rows(path: Path) -> int:
         return sum(1 for _ in csv.DictReader(fh))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     """A running gateway: its FHIR base URL and database."""
@@ -69,35 +63,13 @@ class Server:
 @contextmanager
 def running(command: Callable[[int], list[str]], env: dict[str, str], log: Path
             ) -> Iterator[str]:
-    """Start a server process on a free loopback port; its FHIR base URL once it answers."""
-    port = _free_port()
+    """Start a server process on a free loopback port; its FHIR base URL once it answers
+    (--examples loads before listening)."""
+    port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
-    env = {**env, "FHIR_ADAPTER_PUBLIC_BASE_URL": base}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command(port), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=log.parent)
-        try:
-            deadline = time.monotonic() + 120  # --examples loads before listening
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"server exited {proc.returncode}:\n"
-                                         + log.read_text(errors="replace")[-3000:])
-                try:
-                    if requests.get(f"{base}/metadata", timeout=30).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not answer:\n" + log.read_text()[-3000:])
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with process(command(port), log, f"{base}/metadata", cwd=log.parent,
+                 env={**env, "FHIR_ADAPTER_PUBLIC_BASE_URL": base}):
+        yield base
 
 
 def _cli(env: dict[str, str], *args: str | Path) -> None:
@@ -106,9 +78,8 @@ def _cli(env: dict[str, str], *args: str | Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def serve_command(database: str) -> Callable[[int], list[str]]:
-    return lambda port: [sys.executable, "-m", "fhir_adapter", "serve", "--examples",
-                         "--host", "127.0.0.1", "--port", str(port), "--database", database]
+def examples_command(database: str) -> Callable[[int], list[str]]:
+    return lambda port: serve_command(port, database, "--examples")
 
 
 def gunicorn_command(port: int) -> list[str]:
@@ -133,7 +104,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             _cli(env, "load", "enrollments", SDTM / "dm.csv", "--study", "CDISCPILOT01",
                  "--disposition", SDTM / "ds.csv")
             _cli(env, "load", "adverse-events", SDTM / "ae.csv", "--study", "CDISCPILOT01")
-        base = stack.enter_context(running(serve_command(database), env,
+        base = stack.enter_context(running(examples_command(database), env,
                                            folder / "serve.log"))
         yield Server(base, database)
 
@@ -408,7 +379,7 @@ def test_bulk_export_of_the_seed_study(server: Server, release: str) -> None:
 def test_serve_examples_is_idempotent(server: Server, tmp_path: Path) -> None:
     before = requests.get(f"{server.base}/ResearchStudy/{ids.study_resource_id(SEED)}").json()
     env = {**os.environ, "FHIR_ADAPTER_DATABASE_URL": server.database}
-    with running(serve_command(server.database), env, tmp_path / "again.log") as base:
+    with running(examples_command(server.database), env, tmp_path / "again.log") as base:
         after = requests.get(f"{base}/ResearchStudy/{ids.study_resource_id(SEED)}").json()
     assert "0 created, 0 updated" in (tmp_path / "again.log").read_text()
     assert after["meta"] == before["meta"]  # loading the seed again changed nothing

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from remote_servers import free_port
+from loopback import free_port, process, serve_command
 from sqlalchemy import create_engine, text
 from store_backends import new_postgres_database
 
@@ -36,30 +34,9 @@ def gateway(database: str, log: Path, **settings: str) -> Iterator[tuple[str, An
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     env = {**os.environ, **{f"FHIR_ADAPTER_{k}": v for k, v in settings.items()}}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "fhir_adapter", "serve", "--port",
-                                 str(port), "--database", database, "--public-base-url", base],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, log.read_text()[-3000:]
-                try:
-                    if requests.get(f"{base}/metadata", timeout=30).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
-            yield base, proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    with process(serve_command(port, database, "--public-base-url", base), log,
+                 f"{base}/metadata", env=env) as proc:
+        yield base, proc
 
 
 def job_row(engine: Any, job: str) -> Any:

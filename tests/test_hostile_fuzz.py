@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -142,11 +142,17 @@ def requests(draw: st.DrawFn, capability: dict[str, list[str]]
 
 
 def _versions(app: Flask) -> int:
-    """How many resource versions the store holds, once background $ingest jobs are done."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("ingest-"):
-            thread.join(timeout=60)
+    """How many resource versions the store holds, once background $ingest jobs are done
+    (they live in the database: store/jobs.py)."""
     engine = app.extensions["fhir_store"].engine
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as conn:
+            pending = conn.execute(text("SELECT count(*) FROM export_jobs WHERE status IN "
+                                        "('queued', 'running')")).scalar_one()
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     with engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM resource_versions")).scalar_one())
 

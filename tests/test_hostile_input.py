@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from gateway_fixtures import FHIR, app, client, database_url, patient, post, unique_system
-from werkzeug.serving import make_server
+from loopback import wsgi
 
 from fhir_adapter.gateway import create_app
 from fhir_adapter.store.canonical import dumps, loads
@@ -97,19 +94,6 @@ def test_limits_are_settings(database_url: str, tmp_path) -> None:
         app.extensions["fhir_store"].close()
 
 
-@contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    """`app` on werkzeug's threaded HTTP server on a free loopback port; its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-
-
 def _chunked(host: str, path: str, body: bytes) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(host, timeout=30)
     try:
@@ -133,7 +117,8 @@ def test_chunked_body_over_the_limit_is_refused_whole(database_url: str, tmp_pat
     app = create_app({"DATABASE_URL": database_url, "MAX_CONTENT_LENGTH": limit,
                       "EXPORT_DIR": str(tmp_path)})
     try:
-        with serving(app) as host:
+        with wsgi(app) as root:
+            host = root.removeprefix("http://")
             status, refused = _chunked(host, "/fhir/$ingest?kind=bundle", body)
             assert status == 413, refused
             assert "FHIR_ADAPTER_MAX_CONTENT_LENGTH" in loads(refused)["issue"][0]["diagnostics"]

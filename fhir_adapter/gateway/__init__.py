@@ -7,10 +7,10 @@ Settings come from FHIR_ADAPTER_* environment variables (the same names without 
 can be passed to `create_app` and win): DATABASE_URL, PUBLIC_BASE_URL (public URL of /fhir,
 for absolute links behind a proxy), MAX_COUNT, DEFAULT_COUNT, MAX_CONTENT_LENGTH (bytes),
 CORS_ORIGINS (off when empty, the default; "*", or a comma-separated list), EXPORT_DIR
-(scratch folder where $export jobs build their files; default the system's temporary
+(scratch folder where $export and async $ingest jobs run; default the system's temporary
 folder), EXPORT_RETENTION (seconds a finished job is kept; 86400), EXPORT_WORKERS (0: this
 process runs no jobs), EXPORT_STALE (seconds without a heartbeat before a job is taken over;
-60), EXPORT_MAX_ATTEMPTS (3); the input limits of gateway/limits.py (MAX_DEPTH,
+60), EXPORT_MAX_ATTEMPTS (3); the input limits of fhir_adapter/limits.py (MAX_DEPTH,
 MAX_STRING_LENGTH, MAX_PARAMS, MAX_OFFSET, MAX_ENTRIES, MAX_URL_LENGTH). Authorization
 (gateway/security.py, fhir_adapter/auth): AUTH ("none" or "smart"), RATE_LIMIT
 (requests a minute per client and worker with auth on; 0: no limit),
@@ -41,9 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_COUNT": 20,
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "CORS_ORIGINS": "",  # off: a web page elsewhere gets no answer it can read
-    "EXPORT_DIR": None,  # scratch folder where $export jobs build their files (else temp)
-    "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export job is kept
-    "EXPORT_WORKERS": 1,  # 0: this process runs no $export jobs (others sharing the store do)
+    "EXPORT_DIR": None,  # scratch folder where $export and $ingest jobs run (else temp)
+    "EXPORT_RETENTION": 24 * 3600,  # seconds a finished $export or $ingest job is kept
+    "EXPORT_WORKERS": 1,  # 0: this process runs no jobs (others sharing the store do)
     "EXPORT_STALE": 60,  # seconds without a heartbeat before another worker takes a job over
     "EXPORT_MAX_ATTEMPTS": 3,  # claims of one job before it is failed
     "AUTH": "none",  # or "smart": SMART Backend Services (gateway/security.py)
@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_JWKS_URL": None,  # ... its keys
     "AUTH_AUDIENCE": None,  # ... and the aud its tokens carry for this server
     "DASHBOARD": "auto",  # the HTML study dashboard: auto (off when AUTH is on), on, off
-    **LIMITS,  # input limits (gateway/limits.py)
+    **LIMITS,  # input limits (fhir_adapter/limits.py)
 }
 _INTS = ("MAX_COUNT", "DEFAULT_COUNT", "MAX_CONTENT_LENGTH", "EXPORT_RETENTION", "RATE_LIMIT",
          "EXPORT_WORKERS", "EXPORT_STALE", "EXPORT_MAX_ATTEMPTS", *LIMITS)
@@ -85,6 +85,20 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ValueError("an external issuer needs AUTH_ISSUER, AUTH_JWKS_URL and "
                          "AUTH_AUDIENCE together")
     return out
+
+
+def _stop_jobs_on_close(store: Any) -> None:
+    """Closing the store first ends this process's job thread (exportworker.py), which
+    would otherwise poll a closed (or dropped) database until it idles out."""
+    from .exportworker import stop_worker
+
+    close = store.close
+
+    def close_after_jobs() -> None:
+        stop_worker(store)
+        close()
+
+    store.close = close_after_jobs
 
 
 def _fhir_blueprint() -> Blueprint:
@@ -148,6 +162,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
 
         store = open_store(conf["DATABASE_URL"])
     app.extensions["fhir_store"] = store
+    _stop_jobs_on_close(store)
     errors.init_app(app)
     from ..dashboard import init_app as dashboard
 

@@ -29,7 +29,7 @@ from ..auth.access import UNRESTRICTED, current, permitted, require_all
 from ..errors import BadRequest, Issue, NotFound
 from ..export import TYPE_NAME
 from ..pipeline.compartment import Filters
-from ..store.jobs import Job, Jobs
+from ..store.jobs import Job, Jobs, operation
 from ..store.reading import since_instant
 from ..store.values import instant_text
 from .context import STORED_TYPES, ctx, public_base, settings
@@ -150,8 +150,8 @@ def export_patients() -> Response:
 
 def _job(job_id: str) -> Job:
     job = _jobs().get(job_id) if _JOB.fullmatch(job_id) else None
-    if job is None or (current() is not UNRESTRICTED
-                       and job.request.get("client") != current().client_id):
+    if job is None or operation(job.request) != "export" or (
+            current() is not UNRESTRICTED and job.request.get("client") != current().client_id):
         raise NotFound(f"no export job {job_id}")  # another client's job is not there for you
     if _expired(job):
         _jobs().remove(job_id)

@@ -15,7 +15,7 @@ strict (true: rows with data-quality findings are refused, as `--strict`). The a
 Parameters resource: created / updated / unchanged counts (in total and per type), the
 mapping warnings, `findings` (rows per data-quality rule) and an `outcome` OperationOutcome
 with one warning issue per finding (the row was stored as recorded and tagged).
-`Prefer: respond-async` runs it as a job (ingestjobs.py)."""
+`Prefer: respond-async` runs it as a job in the database (ingestjobs.py; `run_job` here)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ from ..pipeline.load import LoadSummary, load_files
 from ..pipeline.report import Collector
 from ..records import Finding
 from ..sources.tabular import ENCODING
+from ..store.base import Store
+from ..store.jobs import Job, Jobs
 from .context import Ctx
+from .limits import limit, limits_of
 
 # The options each kind takes (as `fhir-adapter load <kind>` does).
 OPTIONS = {"study": (), "bundle": (),
@@ -147,7 +150,8 @@ def run(c: Ctx, kind: str, paths: list[Path], options: dict[str, Any], folder: P
     token = ENCODING.set(options.pop(ENCODING_OPTION, None) or ENCODING.get())
     try:
         if kind == "bundle":
-            summary = load_bundles(paths, c.version, store=c.store)
+            summary = load_bundles(paths, c.version, store=c.store,
+                                   max_depth=limit("MAX_DEPTH"))
         else:
             summary = load_files(kind, paths, store=c.store, report=collector, **options)
     except InputError as exc:
@@ -178,3 +182,34 @@ def ingest(c: Ctx, request: Request) -> dict[str, Any]:
         folder = Path(tmp)
         kind, paths, options = prepare(request, folder)
         return run(c, kind, paths, options, folder)
+
+
+def job_request(kind: str, paths: list[Path], options: dict[str, Any], folder: Path
+                ) -> tuple[dict[str, Any], dict[str, Path]]:
+    """What an asynchronous $ingest job stores of a prepared request: (the request's JSON,
+    its uploads as job files "upload-<n>"). Paths are kept relative to `folder`, so that
+    any worker can lay the uploads out again in a folder of its own (`run_job`)."""
+    uploads = sorted(p for p in folder.iterdir() if p.is_file())
+    return {"operation": "ingest", "kind": kind,
+            "uploads": [p.name for p in uploads],
+            "paths": [str(p.relative_to(folder)) for p in paths],
+            "options": {k: str(v.relative_to(folder)) if isinstance(v, Path) else v
+                        for k, v in options.items()}}, \
+        {f"upload-{n}": p for n, p in enumerate(uploads)}
+
+
+def run_job(store: Store, jobs: Jobs, job: Job, folder: Path, conf: dict[str, Any]
+            ) -> dict[str, Any]:
+    """Run a claimed $ingest job in the empty scratch `folder` with the limits of the app
+    settings `conf`: its uploads written there from the database, then `run` as the
+    synchronous request runs; the Parameters."""
+    asked = job.request
+    for n, name in enumerate(asked["uploads"]):
+        with (folder / name).open("wb") as out:
+            for part in jobs.file_parts(job.id, f"upload-{n}"):
+                out.write(part)
+    options = {k: folder / v if k in FILE_OPTIONS else v
+               for k, v in asked["options"].items()}
+    c = Ctx(store, asked["version"], "", "application/fhir+json", 0, 0)
+    with limits_of(conf):
+        return run(c, asked["kind"], [folder / p for p in asked["paths"]], options, folder)

@@ -1,12 +1,6 @@
-"""Input limits: what one request may ask of the server, each a named setting
-(FHIR_ADAPTER_<NAME>) whose breach is a 4xx OperationOutcome naming it.
-
-    MAX_DEPTH          100      nesting of a JSON body (objects and arrays)
-    MAX_STRING_LENGTH  1048576  characters in one JSON string or one search value
-    MAX_PARAMS         100      parameters of one search (or conditional criteria)
-    MAX_OFFSET         1000000  _offset of a search page
-    MAX_ENTRIES        10000    entries of a transaction or batch Bundle
-    MAX_URL_LENGTH     8000     bytes of path plus query string
+"""Input limits of the gateway: what one request may ask of the server, each a named setting
+(FHIR_ADAPTER_<NAME>, defined with its default in fhir_adapter/limits.py, shared with the
+pipeline) whose breach is a 4xx OperationOutcome naming it.
 
 MAX_CONTENT_LENGTH (gateway/__init__.py) bounds the body; `GuardedFlask` holds a chunked body
 (no Content-Length) to it too: refused whole with 413, never cut at the limit.
@@ -16,7 +10,8 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -24,16 +19,9 @@ from flask import Flask, current_app, has_app_context
 from werkzeug.wsgi import ClosingIterator
 
 from ..errors import BadRequest, FhirError, Issue, PayloadTooLarge
+from ..limits import LIMITS, setting
 from ..store.canonical import dumps
 
-LIMITS: dict[str, int] = {
-    "MAX_DEPTH": 100,
-    "MAX_STRING_LENGTH": 1024 * 1024,
-    "MAX_PARAMS": 100,
-    "MAX_OFFSET": 1_000_000,
-    "MAX_ENTRIES": 10_000,
-    "MAX_URL_LENGTH": 8000,
-}
 # A NUL cannot be stored (PostgreSQL refuses it in text) and lone surrogates cannot be
 # encoded as UTF-8: neither is a FHIR string.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -57,11 +45,22 @@ _SETTINGS: ContextVar[dict[str, Any] | None] = ContextVar("fhir_adapter_limits",
 
 
 def limit(name: str) -> int:
-    """The serving app's value of the limit `name`."""
+    """The serving app's value of the limit `name` (outside any app and request: the
+    environment's, as the pipeline reads it)."""
     conf = _SETTINGS.get()
-    if conf is None:
-        conf = current_app.config["FHIR_ADAPTER"] if has_app_context() else LIMITS
-    return int(conf.get(name, LIMITS[name]))
+    if conf is None and has_app_context():
+        conf = current_app.config["FHIR_ADAPTER"]
+    return setting(name, conf)
+
+
+@contextmanager
+def limits_of(conf: dict[str, Any]) -> Iterator[None]:
+    """Apply the app settings `conf`'s limits to work done outside its requests (a job)."""
+    token = _SETTINGS.set(conf)
+    try:
+        yield
+    finally:
+        _SETTINGS.reset(token)
 
 
 def check_text(value: str, what: str, max_string: int | None = None) -> None:

@@ -3,24 +3,28 @@ resource validated, one transaction per file."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..limits import setting
 from ..store.base import Store
 from ..validation import FhirVersion
 from .load import LoadSummary, Resource, store_file, written
 from .report import Reporter
 
 
-def read_fhir_file(path: Path) -> Iterator[tuple[int, Resource]]:
+def read_fhir_file(path: Path, max_depth: int | None = None
+                   ) -> Iterator[tuple[int, Resource]]:
     """(entry or line number, resource) from a Bundle, a single resource, or NDJSON.
     Decimals keep their text (store.canonical.loads). Bundle entries whose fullUrl is a
     urn:uuid and whose resource has no id get that uuid as id, and references to the
-    urn:uuid are rewritten to Type/id, so a transaction Bundle loads with its links."""
+    urn:uuid are rewritten to Type/id, so a transaction Bundle loads with its links.
+    `max_depth`: the nesting refused (default: the MAX_DEPTH setting, limits.py)."""
     from ..store import canonical
+
+    depth = setting("MAX_DEPTH") if max_depth is None else max_depth
 
     data = path.read_bytes()
     if not data.strip():
@@ -36,11 +40,11 @@ def read_fhir_file(path: Path) -> Iterator[tuple[int, Resource]]:
                     resource = canonical.loads(line)
                 except ValueError as exc:
                     raise InputError(str(path), f"not JSON: {exc}", row=number) from exc
-                yield number, _shallow(path, number, resource)
+                yield number, _shallow(path, number, resource, depth)
         return
     document = parsed[0]
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
-        yield 1, _shallow(path, 1, document)
+        yield 1, _shallow(path, 1, document, depth)
         return
     entries = document.get("entry") or []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -55,18 +59,18 @@ def read_fhir_file(path: Path) -> Iterator[tuple[int, Resource]]:
         resource = entry.get("resource")
         if not isinstance(resource, dict):
             raise InputError(str(path), "Bundle entry without a resource", row=number)
-        yield number, _shallow(path, number, _relink(resource, links) if links else resource)
+        yield number, _shallow(path, number, _relink(resource, links) if links else resource,
+                                depth)
 
 
-def _shallow(path: Path, number: int, resource: Any) -> Any:
-    """`resource`, unless it is no JSON object or nests deeper than FHIR_ADAPTER_MAX_DEPTH
-    (validating it would exhaust the stack): then an InputError."""
+def _shallow(path: Path, number: int, resource: Any, limit: int) -> Any:
+    """`resource`, unless it is no JSON object or nests deeper than `limit` (the MAX_DEPTH
+    setting; validating it would exhaust the stack): then an InputError."""
     from ..store import canonical
 
     if not isinstance(resource, dict):
         raise InputError(str(path), "not a FHIR resource: expected a JSON object, found "
                          f"{type(resource).__name__}", row=number)
-    limit = int(os.environ.get("FHIR_ADAPTER_MAX_DEPTH") or 100)
     if canonical.too_deep(resource, limit):
         raise InputError(str(path), f"nested deeper than {limit} levels (setting "
                          "FHIR_ADAPTER_MAX_DEPTH)", row=number)
@@ -85,9 +89,10 @@ def _relink(value: Any, links: dict[str, str]) -> Any:
 
 
 def load_bundles(paths: Iterable[Path], version: FhirVersion, *, database: str | None = None,
-                 store: Store | None = None, report: Reporter | None = None) -> LoadSummary:
+                 store: Store | None = None, report: Reporter | None = None,
+                 max_depth: int | None = None) -> LoadSummary:
     """Store the resources of each Bundle / NDJSON file as they are, in `version`,
-    validated, one transaction per file."""
+    validated, one transaction per file (read_fhir_file: `max_depth`)."""
     from ..store import open_store
 
     own = store is None
@@ -95,7 +100,7 @@ def load_bundles(paths: Iterable[Path], version: FhirVersion, *, database: str |
     summary = LoadSummary()
     try:
         for path in paths:
-            pairs = ((n, {version: resource}) for n, resource in read_fhir_file(path))
+            pairs = ((n, {version: resource}) for n, resource in read_fhir_file(path, max_depth))
             store_file(target, pairs, str(path), summary, report, validate=True)
         target.analyze(written(summary))
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from .http import RemoteError, describe
+from .http import RemoteError, json_object
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 300  # seconds: the SMART spec's maximum
@@ -36,14 +36,9 @@ class BearerAuth(requests.auth.AuthBase):
 def discover(http: requests.Session, base: str) -> dict[str, Any]:
     """The server's SMART configuration (`token_endpoint`, supported algorithms...)."""
     url = base.rstrip("/") + "/.well-known/smart-configuration"
-    response = http.get(url, headers={"Accept": "application/json"})
-    if response.status_code != 200:
-        raise RemoteError(f"SMART discovery failed: {describe(response)}", response.status_code)
-    try:
-        config = response.json()
-    except ValueError as exc:
-        raise RemoteError(f"SMART discovery: {url} did not answer JSON") from exc
-    if not isinstance(config, dict) or not config.get("token_endpoint"):
+    config = json_object(http.get(url, headers={"Accept": "application/json"}),
+                         "SMART discovery failed", "SMART discovery")
+    if not config.get("token_endpoint"):
         raise RemoteError(f"SMART discovery: {url} names no token_endpoint")
     return config
 
@@ -104,10 +99,7 @@ class SmartBackendAuth(requests.auth.AuthBase):
             "client_assertion_type": ASSERTION_TYPE,
             "client_assertion": self.assertion(self.token_endpoint)},
             headers={"Accept": "application/json"})
-        if response.status_code != 200:
-            raise RemoteError(f"SMART token request refused: {describe(response)}",
-                              response.status_code)
-        body = response.json()
+        body = json_object(response, "SMART token request refused", "SMART token endpoint")
         if str(body.get("token_type", "")).lower() != "bearer" or not body.get("access_token"):
             raise RemoteError(f"SMART token endpoint {self.token_endpoint} answered no bearer "
                               "access_token")

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from .http import RemoteError, describe
+from .http import RemoteError, json_object
 
 DEFAULT_API = "https://clinicaltrials.gov/api/v2"
 DEFAULT_RATE = 50.0  # requests a minute
@@ -84,13 +84,8 @@ def pages(http: requests.Session, query: StudyQuery, *, api: str = DEFAULT_API,
     while True:
         limiter.wait()
         response = http.get(url, params=params, headers={"Accept": "application/json"})
-        if response.status_code != 200:
-            raise RemoteError(f"ClinicalTrials.gov: {describe(response)}", response.status_code)
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise RemoteError(f"ClinicalTrials.gov: {response.url} did not answer JSON") from exc
-        studies = data.get("studies") if isinstance(data, dict) else None
+        data = json_object(response, "ClinicalTrials.gov", "ClinicalTrials.gov")
+        studies = data.get("studies")
         if not isinstance(studies, list):
             raise RemoteError(f"ClinicalTrials.gov: {response.url} answered no studies list")
         token = data.get("nextPageToken") or None

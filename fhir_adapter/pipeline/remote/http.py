@@ -8,6 +8,7 @@ of a request whose answer was lost writes nothing twice."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -81,3 +82,17 @@ def describe(response: requests.Response) -> str:
         pass
     req = response.request
     return f"{req.method} {req.url} -> {response.status_code}: {' '.join(text.split())[:500]}"
+
+
+def json_object(response: requests.Response, refused: str, what: str) -> dict[str, Any]:
+    """The JSON object a 200 answer carries; else RemoteError: `refused` with describe() for
+    another status, `what` with the URL for a body that is no JSON object."""
+    if response.status_code != 200:
+        raise RemoteError(f"{refused}: {describe(response)}", response.status_code)
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise RemoteError(f"{what}: {response.url} did not answer JSON") from exc
+    if not isinstance(data, dict):
+        raise RemoteError(f"{what}: {response.url} did not answer a JSON object")
+    return data
