@@ -102,7 +102,7 @@ def _value_problems(where: str, ext: dict[str, Any], types: list[str]) -> list[s
     if len(values) != 1:
         return [f"{where}: needs exactly one value[x], has {values or 'none'}"]
     kind = values[0].removeprefix("value")
-    if kind not in types:
+    if kind not in (t[:1].upper() + t[1:] for t in types):  # valueBoolean is type boolean
         return [f"{where}: value{kind} is not one of {types}"]
     return []
 

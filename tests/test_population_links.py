@@ -151,6 +151,7 @@ def test_golden_study_linked_to_its_populations(version: str, update_golden: boo
     linking twice is once, and links are replaced, not added up."""
     from golden import GOLDEN, check_golden
 
+    from fhir_adapter.mapping import narrative
     from fhir_adapter.mapping.cohort import link_study
     from fhir_adapter.mapping.population import link_populations, study_of
 
@@ -161,8 +162,8 @@ def test_golden_study_linked_to_its_populations(version: str, update_golden: boo
     assert {study_of(g) for g in groups} == {study_id}
     study: dict[str, Any] = {"resourceType": "ResearchStudy", "id": study_id,
                              "status": "completed" if version == "R4" else "active"}
-    linked = link_populations(link_study(study, version),  # type: ignore[arg-type]
-                              [g["id"] for g in reversed(groups)])
+    linked = narrative.added(link_populations(link_study(study, version),  # type: ignore[arg-type]
+                                              [g["id"] for g in reversed(groups)]))
     assert validate(linked, version) == [] and extension_defs.check(linked) == []  # type: ignore[arg-type]
     assert link_populations(linked, [g["id"] for g in groups]) is linked
     assert _links(link_populations(linked, [groups[0]["id"]])) == [f"Group/{groups[0]['id']}"]

@@ -6,7 +6,8 @@ Field table (R4 and R5 unless said):
                           QNAM): deterministic, and apart from any other Group of the study
                           (the study's cohort of every enrolled subject is not one of these)
   QNAM                 -> identifier {system <subject system>:analysis-population, value QNAM};
-                          code {coding {POPULATION_SYSTEM, QNAM, QLABEL}, text QLABEL}
+                          code {coding {POPULATION_SYSTEM, QNAM, the code system's display},
+                          text QLABEL}
   QLABEL (else QNAM)   -> name
   study                -> characteristic {code analysis population of, valueReference
                           {type ResearchStudy, identifier the study's NCT or sponsor id},
@@ -15,6 +16,7 @@ Field table (R4 and R5 unless said):
                           the two types would leave a push no order to write them in
   subjects flagged Y   -> member[].entity = Patient/<id> (file order); quantity = their count
   (fixed)              -> type person; R4 actual true; R5 membership enumerated
+  (generated)          -> text: the narrative (name, members, criteria)
 
 The ResearchStudy references each of its populations with our extension
 analysis-population (data/extensions/analysis-population.json; R4 and R5 have no element for
@@ -34,9 +36,19 @@ from typing import Any
 
 from .. import ids
 from ..fhirversion import FhirVersion
+from . import narrative
 
 POPULATION_SYSTEM = "https://fhir-adapter.dev/fhir/CodeSystem/analysis-population"
 POPULATION_EXTENSION = "https://fhir-adapter.dev/fhir/StructureDefinition/analysis-population"
+# The displays of POPULATION_SYSTEM (own_terms publishes it, a fragment: COMPLTnn is open):
+# every population flag the SUPPDM reader knows (sources/sdtm_dm.POPULATIONS). A coding says
+# the code system's display; the sponsor's QLABEL is the concept's text and the Group's name.
+POPULATION_DISPLAYS = {
+    "ITT": "Intent to Treat Population Flag", "SAFETY": "Safety Population Flag",
+    "EFFICACY": "Efficacy Population Flag", "PPROT": "Per Protocol Population Flag",
+    "FULLSET": "Full Analysis Set Flag", "PKPOP": "Pharmacokinetic Population Flag",
+    "RANDOM": "Randomized Population Flag", "COMPLT8": "Completers of Week 8",
+    "COMPLT16": "Completers of Week 16", "COMPLT24": "Completers of Week 24"}
 
 
 def population_id(study: str, code: str) -> str:
@@ -49,8 +61,9 @@ def map_population(study: str, code: str, label: str | None, patient_ids: list[s
     """The Group of one analysis population of `study`: its members the given Patients."""
     system = ids.subject_system(study)
     study_system, study_value = ids.study_key(study)
+    display = POPULATION_DISPLAYS.get(code)
     concept: dict[str, Any] = {"coding": [{"system": POPULATION_SYSTEM, "code": code}
-                                          | ({"display": label} if label else {})]}
+                                          | ({"display": display} if display else {})]}
     if label:
         concept["text"] = label
     group: dict[str, Any] = {
@@ -71,13 +84,13 @@ def map_population(study: str, code: str, label: str | None, patient_ids: list[s
         "member": [{"entity": {"reference": f"Patient/{pid}"}} for pid in patient_ids]}
     if not patient_ids:
         del group["member"]
-    return group
+    return narrative.added(group)
 
 
 def study_of(group: dict[str, Any]) -> str | None:
     """The ResearchStudy id an analysis-population Group belongs to (from the study's
     identifier in its characteristic), or None for any other Group."""
-    if not any(c.get("system") == POPULATION_SYSTEM
+    if group.get("resourceType") != "Group" or not any(c.get("system") == POPULATION_SYSTEM
                for c in (group.get("code") or {}).get("coding") or []):
         return None
     for characteristic in group.get("characteristic") or []:
