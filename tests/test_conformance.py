@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from functools import cache
 from typing import Any
@@ -109,17 +109,19 @@ def _pipeline_made(mapped: list[tuple[str, dict[str, Any]]], version: str
     return tuple(out)
 
 
-def _golden_resources(value: Any) -> Iterator[dict[str, Any]]:
-    """The resources in a golden file (not descending into a resource)."""
+def _dicts(value: Any, wanted: Callable[[dict[str, Any]], bool], inside: bool = True
+           ) -> Iterator[dict[str, Any]]:
+    """Every object in a JSON value that is `wanted` (and, when `inside`, those in it)."""
     if isinstance(value, dict):
-        if "resourceType" in value:
+        if wanted(value):
             yield value
-            return
+            if not inside:
+                return
         for child in value.values():
-            yield from _golden_resources(child)
+            yield from _dicts(child, wanted, inside)
     elif isinstance(value, list):
         for item in value:
-            yield from _golden_resources(item)
+            yield from _dicts(item, wanted, inside)
 
 
 @cache
@@ -128,7 +130,8 @@ def goldens(version: str) -> tuple[tuple[str, dict[str, Any]], ...]:
     out = []
     for path in sorted(GOLDEN.rglob(f"*.{version.lower()}.expected.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        out += [(f"golden {path.relative_to(GOLDEN)}", r) for r in _golden_resources(data)]
+        out += [(f"golden {path.relative_to(GOLDEN)}", r)
+                for r in _dicts(data, lambda d: "resourceType" in d, inside=False)]
     return tuple(out)
 
 
@@ -143,15 +146,8 @@ def _ctgov_records() -> int:
 
 def codings(value: Any) -> Iterator[dict[str, Any]]:
     """Every Coding in a resource (Identifier and Quantity have a value, a Coding has none)."""
-    if isinstance(value, dict):
-        if "system" in value and "value" not in value and ("code" in value or
-                                                           "display" in value):
-            yield value
-        for child in value.values():
-            yield from codings(child)
-    elif isinstance(value, list):
-        for item in value:
-            yield from codings(item)
+    return _dicts(value, lambda d: "system" in d and "value" not in d
+                  and ("code" in d or "display" in d))
 
 
 @cache
