@@ -13,7 +13,8 @@ from importlib import resources
 from typing import Any
 
 BASE = "https://fhir-adapter.dev/fhir/StructureDefinition/"
-EXTENSION = "http://hl7.org/fhir/StructureDefinition/Extension"
+CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
+EXTENSION = CORE_SD + "Extension"
 FHIR_VERSION = {"R4": "4.0.1", "R5": "5.0.0"}
 
 
@@ -33,9 +34,12 @@ def _name(ident: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in ident.split("-"))
 
 
-def _value(path: str, eid: str, types: list[str]) -> dict[str, Any]:
+def _value(path: str, eid: str, types: list[str], targets: list[str] | None = None
+           ) -> dict[str, Any]:
+    profiles = [CORE_SD + t for t in targets or []]
     return {"id": f"{eid}.value[x]", "path": f"{path}.value[x]", "min": 1,
-            "type": [{"code": t} for t in types]}
+            "type": [{"code": t} | ({"targetProfile": profiles} if t == "Reference"
+                                    and profiles else {}) for t in types]}
 
 
 def _differential(spec: dict[str, Any], url: str) -> list[dict[str, Any]]:
@@ -67,7 +71,7 @@ def _differential(spec: dict[str, Any], url: str) -> list[dict[str, Any]]:
         elements.append({"id": "Extension.value[x]", "path": "Extension.value[x]",
                          "max": "0"})
     else:
-        elements.append(_value("Extension", "Extension", spec["value"]))
+        elements.append(_value("Extension", "Extension", spec["value"], spec.get("targets")))
     return elements
 
 
@@ -98,9 +102,20 @@ def _value_problems(where: str, ext: dict[str, Any], types: list[str]) -> list[s
     if len(values) != 1:
         return [f"{where}: needs exactly one value[x], has {values or 'none'}"]
     kind = values[0].removeprefix("value")
-    if kind not in types:
+    if kind not in (t[:1].upper() + t[1:] for t in types):  # valueBoolean is type boolean
         return [f"{where}: value{kind} is not one of {types}"]
     return []
+
+
+def _target_problems(where: str, ext: dict[str, Any], targets: list[str] | None
+                     ) -> list[str]:
+    """A literal reference in a Reference value names one of the allowed target types."""
+    ref = (ext.get("valueReference") or {}).get("reference")
+    if not targets or not ref:
+        return []
+    if ref.split("/")[-2:-1] and ref.split("/")[-2] in targets:
+        return []
+    return [f"{where}: references {ref!r}, allowed targets {targets}"]
 
 
 def _check_one(where: str, ext: dict[str, Any], spec: dict[str, Any]) -> list[str]:
@@ -108,7 +123,8 @@ def _check_one(where: str, ext: dict[str, Any], spec: dict[str, Any]) -> list[st
     if not parts:
         if ext.get("extension"):
             return [f"{where}: a simple extension has no sub-extensions"]
-        return _value_problems(where, ext, spec["value"])
+        return (_value_problems(where, ext, spec["value"])
+                + _target_problems(where, ext, spec.get("targets")))
     problems = [f"{where}: a complex extension has no value[x]"
                 for k in ext if k.startswith("value")]
     by_name = {p["name"]: p for p in parts}

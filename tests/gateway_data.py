@@ -22,6 +22,11 @@ def _cc(code: str, system: str = f"{S}:codes") -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code}]}
 
 
+# our extension (data/extensions/analysis-population.json), indexed by our SearchParameter
+POPULATION = {"url": "https://fhir-adapter.dev/fhir/StructureDefinition/analysis-population",
+              "valueReference": {"reference": "Group/rich-population"}}
+
+
 def common(rtype: str, rid: str, language: bool = True) -> dict[str, Any]:
     """resourceType, id, meta and language: the Resource-level search parameters."""
     out: dict[str, Any] = {"resourceType": rtype, "id": rid, "meta": META}
@@ -88,6 +93,7 @@ def r4_only() -> list[dict[str, Any]]:
                            {"itemReference": {"reference": "Substance/rich"}}],
             "batch": {"lotNumber": "LOT-7", "expirationDate": "2027-05-31"}},
         common("ResearchStudy", "rich-study") | {
+            "extension": [POPULATION],  # our analysis-population SearchParameter
             "identifier": [{"system": S, "value": "study"}], "title": "Rich study",
             "protocol": [{"reference": "PlanDefinition/rich"}],
             "partOf": [{"reference": "ResearchStudy/rich-parent"}], "status": "active",
@@ -167,6 +173,7 @@ def r5_only() -> list[dict[str, Any]]:
                            {"item": {"reference": {"reference": "Substance/rich"}}}],
             "batch": {"lotNumber": "LOT-7", "expirationDate": "2027-05-31"}},
         common("ResearchStudy", "rich-study-r5") | {
+            "extension": [POPULATION],  # our analysis-population SearchParameter
             "identifier": [{"system": S, "value": "study-r5"}], "title": "Rich study R5",
             "protocol": [{"reference": "PlanDefinition/rich"}],
             "partOf": [{"reference": "ResearchStudy/rich-parent"}], "status": "active",

@@ -10,6 +10,7 @@ import pytest
 from golden import GOLDEN, check_golden
 
 from fhir_adapter import ids
+from fhir_adapter.mapping import narrative
 from fhir_adapter.mapping.cohort import cohort_group, cohort_id, link_study
 from fhir_adapter.validation import validate
 
@@ -27,7 +28,7 @@ def test_golden(case: str, version: str, update_golden: bool) -> None:
     study = {"resourceType": "ResearchStudy", "id": study_id, "status": "active"}
     if version == "R4":
         study["status"] = "completed"
-    linked = link_study(study, version)  # type: ignore[arg-type]
+    linked = narrative.added(link_study(study, version))  # type: ignore[arg-type]
     for resource in (group, linked):
         assert validate(resource, version) == []  # type: ignore[arg-type]
     assert group["id"] == cohort_id(study_id) != ids.study_resource_id(CASES[case])

@@ -42,8 +42,12 @@ def ref(target: str) -> dict:
     return {"reference": target}
 
 
+# our extension analysis-population, indexed by our SearchParameter of that code
+POPULATION = {"url": "https://fhir-adapter.dev/fhir/StructureDefinition/analysis-population",
+              "valueReference": ref("Group/itt")}
 STUDY_R4 = {
     "resourceType": "ResearchStudy", "id": "rich-study", "meta": META,
+    "extension": [POPULATION],
     "identifier": [{"system": "https://clinicaltrials.gov", "value": "NCT00000001"}],
     "title": "Étude riche: Aspirin in Headache",
     "protocol": [ref("PlanDefinition/pd1")],
@@ -61,6 +65,7 @@ STUDY_R4 = {
 
 STUDY_R5 = {
     "resourceType": "ResearchStudy", "id": "rich-study", "meta": META, "language": "fr",
+    "extension": [POPULATION],
     "identifier": [{"system": "https://clinicaltrials.gov", "value": "NCT00000001"}],
     "name": "RichStudy", "title": "Étude riche: Aspirin in Headache",
     "protocol": [ref("PlanDefinition/pd1")], "partOf": [ref("ResearchStudy/parent")],

@@ -154,4 +154,5 @@ class _Loaded:
                 self.summary.counts.setdefault(rtype, type(counts)())[outcome] += times
         self.summary.files += done.files
         self.summary.cohorts.update(done.cohorts)
+        self.summary.populations.update(done.populations)
         self.studies += len(studies)

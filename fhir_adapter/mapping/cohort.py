@@ -12,6 +12,7 @@ Field table (stored ResearchSubjects of one study -> FHIR, R4 and R5 unless said
                                       ineligible, not-registered...) is no member: the
                                       description says how many were left out
   number of members                -> quantity
+  (generated)                      -> text: the narrative (name, description, members)
   (no reference back to the study: the study references the Group, and a cycle between the
   two types would leave a push to a server that checks references no order to write in)
 ResearchStudy (not a site's sub-study): R5 recruitment.actualGroup = Reference(Group/<cohort>);
@@ -25,6 +26,7 @@ from typing import Any
 
 from .. import ids
 from ..fhirversion import FhirVersion
+from . import narrative
 
 COHORT_SYSTEM = "urn:fhir-adapter:cohort"
 XVER_RECRUITMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchStudy.recruitment"
@@ -77,7 +79,7 @@ def cohort_group(study_id: str, title: str | None, subjects: Iterable[dict[str, 
     group["quantity"] = len(members)
     if members:
         group["member"] = [{"entity": {"reference": ref}} for ref in sorted(members)]
-    return group
+    return narrative.added(group)
 
 
 def link_study(study: dict[str, Any], version: FhirVersion) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import conceptmaps, findings
 from .ctgov_enums import ENUMS, display
-from .population import POPULATION_SYSTEM
+from .population import POPULATION_DISPLAYS, POPULATION_SYSTEM
 
 BASE = "https://fhir-adapter.dev/fhir/CodeSystem/"
 USAGE_CONTEXT = BASE + "ctgov-usage-context"
@@ -38,10 +38,7 @@ def _code_system(url: str, name: str, title: str, description: str,
 
 
 # The flags of the CDISC SDTM pilot's SUPPDM (its QLABELs), the common ADaM populations.
-_POPULATIONS = (("ITT", "Intent to Treat Population Flag"), ("SAFETY", "Safety Population Flag"),
-                ("EFFICACY", "Efficacy Population Flag"), ("COMPLT8", "Completers of Week 8"),
-                ("COMPLT16", "Completers of Week 16"), ("COMPLT24", "Completers of Week 24"),
-                ("PPROT", "Per Protocol Population Flag"))
+
 
 
 @cache
@@ -63,7 +60,7 @@ def code_systems() -> tuple[dict[str, Any], ...]:
         "study, and the characteristic linking such a Group to its ResearchStudy. A sponsor "
         "may define more flags: the list is a fragment.",
         [{"code": "population-of", "display": "Analysis population of"}]
-        + [{"code": c, "display": d} for c, d in _POPULATIONS])
+        + [{"code": c, "display": d} for c, d in POPULATION_DISPLAYS.items()])
     out.append(population | {"content": "fragment"})
     for cm in conceptmaps.all_maps().values():
         for group in cm.get("group", []):

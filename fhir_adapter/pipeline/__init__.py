@@ -9,7 +9,9 @@ alike (no click, no Flask).
   data-quality findings (`fhir_adapter.findings`) and progress; `checks`: findings, or under
   `strict` errors;
 - `cohorts`: after a load, each study's cohort Group (`mapping/cohort.py`) in step with its
-  stored subjects; `compartment`: what a Group or Patient `$export` covers.
+  stored subjects; `populations`: each ResearchStudy's links to its SUPPDM analysis-population
+  Groups (`mapping/population.py`), whichever is loaded first; `compartment`: what a Group or
+  Patient `$export` covers.
 
 Submodules are imported by name (nothing here), so the command line's start-up loads only
 what a command uses.

@@ -38,6 +38,8 @@ class LoadSummary:
     files: int = 0
     findings: Counter[str] = field(default_factory=Counter)  # data-quality rule -> rows
     cohorts: Counter[str] = field(default_factory=Counter)  # derived Groups: not the files'
+    # ResearchStudies rewritten to reference their analysis-population Groups (populations.py)
+    populations: Counter[str] = field(default_factory=Counter)
 
     def add(self, resource_type: str, outcome: str) -> None:
         self.counts.setdefault(resource_type, Counter())[outcome] += 1
@@ -56,6 +58,9 @@ class LoadSummary:
             c = self.cohorts
             lines.append(f"cohort Group (the studies' enrolled subjects): {c['created']} "
                          f"created, {c['updated']} updated, {c['unchanged']} unchanged")
+        if self.populations["updated"]:
+            lines.append(f"ResearchStudy linked to its analysis populations: "
+                         f"{self.populations['updated']} updated")
         return lines
 
     def __str__(self) -> str:
@@ -212,6 +217,11 @@ def load_files(kind: str, paths: Iterable[Path], *, database: str | None = None,
     counted = Tally(report, summary.findings)
     with _gc_for_loading():
         try:
+            if kind == "study" and "populations" not in options:
+                # The analysis-population Groups already stored: each ResearchStudy is
+                # written with its links (populations.py), so a re-load changes nothing.
+                target = target or _open(database)
+                options["populations"] = _stored_populations(target)
             for unit in _units(kind, list(paths)):
                 # R5 warnings and findings repeat the R4 ones (same source facts): report
                 # them once. The mapping processes start first: they map while the store opens.
@@ -252,10 +262,19 @@ def _now() -> str:
 
 
 def _cohorts(store: Store, started: str, summary: LoadSummary) -> None:
-    """The hook that keeps each study's cohort Group in step (cohorts.py)."""
+    """The hooks that keep each study's cohort Group (cohorts.py) and its links to its
+    analysis-population Groups (populations.py) in step."""
     from .cohorts import refresh_cohorts
+    from .populations import refresh_populations
 
     summary.cohorts.update(refresh_cohorts(store, started))
+    summary.populations.update(refresh_populations(store, started))
+
+
+def _stored_populations(store: Store) -> dict[str, list[str]]:
+    from .populations import stored_links
+
+    return stored_links(store)
 
 
 def _open(database: str | None) -> Store:

@@ -25,13 +25,20 @@ def producer(kind: str) -> Producer:
     return KINDS[kind][0]
 
 
-def _studies(paths: list[Path], version: FhirVersion, report: Reporter | None = None,
-             **options: Any) -> Iterator[Resource]:
+def _studies(paths: list[Path], version: FhirVersion, report: Reporter | None = None, *,
+             populations: dict[str, list[str]] | None = None, **options: Any
+             ) -> Iterator[Resource]:
+    """`populations`: ResearchStudy id -> its analysis-population Groups already stored (a
+    load gives them: pipeline/populations.py); `map` has none."""
     from ..mapping.cohort import link_study
+    from ..mapping.population import link_populations
     from .study import study_resources
 
     for resource in study_resources(paths, version, report, **options):
-        yield link_study(resource, version)  # recruitment.actualGroup: cohorts.py makes it
+        resource = link_study(resource, version)  # recruitment.actualGroup: cohorts.py
+        if populations and resource.get("id") in populations:
+            resource = link_populations(resource, populations[resource["id"]])
+        yield resource
 
 
 def _enrollments(paths: list[Path], version: FhirVersion, report: Reporter | None = None, *,
