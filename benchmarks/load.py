@@ -6,11 +6,19 @@ RSS of the smallest load (memory must stay flat as the file grows).
 
 Each load after the first is skipped, saying so, when the rate just measured projects it
 past the time budget (a slow store would otherwise eat the whole run).
+
+On a shared machine the wall-clock rate says how much CPU the load was given as much as how
+fast it is, so each load also reports its CPU: the seconds of user + system time of the CLI
+and its mapping processes (and, for a local PostgreSQL, of the server backend that served
+the load, sampled from /proc), the AEs per CPU-second, and the cores it actually obtained
+(CPU seconds / wall seconds). 5,000 AEs/s on 2 cores needs 2,500 AEs per CPU-second.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from pathlib import Path
 
 from . import (
@@ -45,6 +53,50 @@ _CREATED = re.compile(r"(\d+) created, (\d+) updated, (\d+) unchanged")
 def _stored(stdout: str) -> int | None:
     found = _CREATED.findall(stdout)
     return sum(int(n) for n in found[-1]) if found else None
+
+
+class ServerCpu:
+    """The CPU seconds (user + system) of the local PostgreSQL backends connected to
+    `database` while the block runs, sampled from /proc every 0.1 s (a backend's last
+    tenth of a second before it exits is lost). 0 when none is visible (a remote server)."""
+
+    def __init__(self, database: str) -> None:
+        self._needle = f" {database} ".encode()
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> ServerCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._last.values())
+
+    def _poll(self) -> None:
+        while True:
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                        cmd = fh.read()
+                    if not cmd.startswith(b"postgres: ") or self._needle not in cmd + b" ":
+                        continue
+                    with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                        fields = fh.read().rsplit(b")", 1)[1].split()
+                except OSError:
+                    continue
+                # utime, stime: fields 14 and 15 of stat, 12 and 13 after "pid (comm) "
+                self._last[int(entry.name)] = (int(fields[11]) + int(fields[12])) / self._tick
+            if self._stop.wait(0.1):
+                return
 
 
 def _map_rate(csv: Path, rows: int, timeout: float) -> float:
@@ -85,7 +137,9 @@ def _backend(backend: str, sizes: list[int], budget: float) -> list[dict]:
             database = str(target_db)
         else:
             database = fresh_postgres()
-        done = run_measured(load_command(csv, database), env=child_env(), timeout=budget * 3)
+        with ServerCpu(database.rsplit("/", 1)[-1]) as server:
+            done = run_measured(load_command(csv, database), env=child_env(),
+                                timeout=budget * 3)
         if done.returncode != 0:
             note = f"load failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
             rows_out.append(result(case, "resources/s", None, note=note))
@@ -101,8 +155,18 @@ def _backend(backend: str, sizes: list[int], budget: float) -> list[dict]:
         rows_out.append(result(
             f"{case}: throughput", "resources/s", last_rate,
             baseline=f"map --ndjson of {size_label(sizes[0])} rows (no store)",
-            baseline_value=baseline_rate or None,
-            target="value >= 5000" if backend == "SQLite" else None, note=note))
+            baseline_value=baseline_rate or None, target="value >= 5000", note=note))
+        cpu = done.cpu_seconds + server.seconds
+        if cpu:
+            split = f"CLI and mapping processes {done.cpu_seconds:.1f} s"
+            if backend != "SQLite":
+                split += (f", server backend {server.seconds:.1f} s" if server.seconds
+                          else ", server backend not visible (not local?)")
+            rows_out.append(result(
+                f"{case}: per CPU-second", "resources/CPU-s", stored / cpu,
+                note=f"{cpu:.1f} CPU-s ({split}) in {done.seconds:.1f} s wall: "
+                     f"{cpu / done.seconds:.2f} cores obtained; 5,000/s on 2 cores needs "
+                     f"2,500 per CPU-s; load average {os.getloadavg()[0]:.1f}"))
         if first_rss is None:
             first_rss = (size, done.peak_rss_mib)
             rows_out.append(result(f"{case}: peak RSS", "MiB", done.peak_rss_mib))

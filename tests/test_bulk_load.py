@@ -541,3 +541,96 @@ def test_sqlite_inserts_rows_in_statements_of_several(tmp_path: Path, count: int
     mixed = [("y",) * 9, ("y",) * 7, *[("y",) * 8] * (bulk.SQLITE_ROWS - 2)]
     with pytest.raises(sqlite3.ProgrammingError):
         bulk._insert(conn.cursor(), "sqlite", "idx_token", mixed)
+
+
+# -- PostgreSQL: search indexes built after a load into an empty store -------------------
+
+def _pg_indexes(opened: SqlStore) -> list[tuple[str, str]]:
+    with opened.engine.connect() as conn:
+        return sorted(conn.exec_driver_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename LIKE 'idx_%%'").fetchall())
+
+
+def test_postgres_load_into_an_empty_store_builds_its_indexes_at_the_end() -> None:
+    """The index tables' b-trees are dropped in the load's transaction and built by its end:
+    mid-load they are gone, afterwards every one is back as the schema makes it, and the
+    searches use them. A load into a store that holds resources keeps them throughout."""
+    from store_backends import new_postgres_database
+
+    from fhir_adapter.store import open_store
+
+    with new_postgres_database() as url:
+        opened = open_store(url)
+        try:
+            schema = _pg_indexes(opened)
+            assert len(schema) == 16
+            seen: list[int] = []
+
+            def stream() -> Any:
+                yield patient("q1", "male")
+                yield patient("q2", "female")
+                seen.append(len(_index_names(tx)))  # mid-load, on the load's connection
+                yield patient("q1", "other")  # updated in the same load: by-resource built
+                for n in range(1200):  # more than one batch
+                    yield patient(f"r{n}", "male")
+
+            with opened.transaction(bulk=True) as tx:
+                outcomes = [o for _, o in tx.bulk_upsert(stream())]
+            assert outcomes[:3] == ["created", "created", "updated"] and len(outcomes) == 1203
+            assert seen == [0]  # the first batch was written with every index dropped
+            assert _pg_indexes(opened) == schema
+            found = opened.search(SearchQuery("Patient", "R5", [("gender", "other")]))
+            assert [m.id for m in found.matches] == ["q1"]
+            assert opened.search(SearchQuery("Patient", "R4", [("gender", "male")])).total == 1200
+            with opened.transaction(bulk=True) as tx:  # the store holds resources now
+                assert list(tx.bulk_upsert([patient("q3", "male")])) == [("Patient", "created")]
+                assert len(_index_names(tx)) == 16
+        finally:
+            opened.close()
+
+
+def _index_names(tx: SqlStore) -> list[str]:
+    assert tx._conn is not None
+    return list(tx._conn.exec_driver_sql(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename LIKE 'idx_%%'").scalars())
+
+
+_KILLED_PG_LOAD = """
+import os, sys
+from fhir_adapter.store import open_store
+store = open_store(sys.argv[1])
+def patients():
+    for n in range(3000):
+        yield {v: {"resourceType": "Patient", "id": f"k{n}", "gender": "male"}
+               for v in ("R4", "R5")}
+with store.transaction(bulk=True) as tx:
+    for _ in tx.bulk_upsert(patients()):
+        pass
+    os._exit(9)  # killed before the commit, its indexes dropped
+"""
+
+
+def test_a_killed_postgres_load_leaves_the_store_as_it_was() -> None:
+    from store_backends import new_postgres_database
+
+    from fhir_adapter.store import open_store
+
+    with new_postgres_database() as url:
+        opened = open_store(url)
+        schema = _pg_indexes(opened)
+        opened.close()
+        done = subprocess.run([sys.executable, "-c", _KILLED_PG_LOAD, url],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 9, done.stderr
+        reopened = open_store(url)
+        try:
+            assert reopened.search(SearchQuery("Patient", "R4", [])).total == 0
+            assert _pg_indexes(reopened) == schema  # the drop rolled back with the rows
+            with reopened.transaction(bulk=True) as tx:
+                list(tx.bulk_upsert([patient("k1", "female")]))
+            assert reopened.search(SearchQuery("Patient", "R5", [("gender", "female")])
+                                   ).total == 1
+        finally:
+            reopened.close()
