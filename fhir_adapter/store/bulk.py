@@ -8,8 +8,9 @@ pipelined executemany cost ~0.1 ms per index row), an executemany UPDATE of the 
 (checked by row count, as single writes check theirs) and a DELETE of their old index rows.
 Content whose hash equals the stored one writes nothing. Statements are plain SQL built once
 per dialect and run on the DB-API cursor: SQLAlchemy's per-call expression building cost more
-than the writes (measured: ~2/3 of a load). On SQLite, index tables that are empty when the
-load starts get their b-trees built at its end (DeferredIndexes).
+than the writes (measured: ~2/3 of a load). Index tables that are empty when the load starts
+(on PostgreSQL: when the store holds no resources) get their b-trees built at its end
+(DeferredIndexes).
 """
 
 from __future__ import annotations
