@@ -634,3 +634,129 @@ def test_a_killed_postgres_load_leaves_the_store_as_it_was() -> None:
                                    ).total == 1
         finally:
             reopened.close()
+
+
+# -- adverse events: the R4 process parses the file once and passes the records to R5 ----
+
+def _ae_rows(tmp_path: Path, *, bad_row: bool = False) -> Path:
+    """The pilot slice's AE rows repeated under new subjects (several relay batches), and a
+    row without USUBJID when `bad_row`."""
+    from conftest import fixture_path
+
+    lines = fixture_path("sdtm", "cdiscpilot01-slice", "ae.csv").read_text(
+        "utf-8").splitlines()
+    head, rows = lines[0], lines[1:]
+    column = head.split(",").index("USUBJID")
+    out = [head]
+    for copy in range(4):
+        for row in rows:
+            cells = row.split(",")
+            cells[column] = f"{cells[column]}-{copy}"
+            out.append(",".join(cells))
+    if bad_row:
+        cells = out[7].split(",")
+        cells[column] = ""
+        out[7] = ",".join(cells)
+    path = tmp_path / "ae.csv"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def _contents(opened: SqlStore) -> list[tuple]:
+    with opened.engine.connect() as conn:
+        bodies = [(t, i, v, canonical.loads(b)) for t, i, v, b in conn.exec_driver_sql(
+            "SELECT res_type, res_id, fhir_version, body FROM resource_bodies "
+            "ORDER BY 1, 2, 3")]
+        tokens = conn.exec_driver_sql("SELECT * FROM idx_token ORDER BY 1, 2, 3, 4, 5, 6, 7"
+                                      ).fetchall()
+    for *_, body in bodies:
+        body["meta"].pop("lastUpdated")
+    return [*bodies, *tokens]
+
+
+def test_parallel_adverse_event_load_parses_once_and_matches_inline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhir_adapter import parallel
+    from fhir_adapter.sources import adverse_event_sdtm
+    from fhir_adapter.store import open_store
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(parallel, "BATCH", 16)  # several relay messages
+    source = _ae_rows(tmp_path)
+    parsed = tmp_path / "parsed"
+    real = adverse_event_sdtm._sdtm_record
+
+    def counted(*args: Any) -> Any:  # each process appends the rows it parsed
+        with open(parsed, "a", encoding="utf-8") as fh:
+            fh.write("row\n")
+        return real(*args)
+
+    monkeypatch.setattr(adverse_event_sdtm, "_sdtm_record", counted)
+    options = {"study": "CDISCPILOT01", "intervention": "Xanomeline"}
+    said: dict[bool, list[str]] = {True: [], False: []}
+    stores = {}
+    for mode in (True, False):
+        parsed.write_text("", encoding="utf-8")
+        stores[mode] = open_store(str(tmp_path / f"{mode}.db"))
+        done = load_files("adverse-events", [source], store=stores[mode], parallel=mode,
+                          warn=said[mode].append, **options)
+        assert str(done) == f"{4 * 51 + 1} created, 0 updated, 0 unchanged"
+        rows = len(parsed.read_text("utf-8").splitlines())
+        assert rows == (4 * 51 if mode else 2 * 4 * 51)  # once, not once per version
+    try:
+        assert said[True] == said[False] and said[True]  # the same warnings and findings
+        assert _contents(stores[True]) == _contents(stores[False])
+    finally:
+        for opened in stores.values():
+            opened.close()
+
+
+def test_parallel_adverse_event_load_of_a_bad_row_writes_nothing(tmp_path: Path) -> None:
+    from fhir_adapter import parallel
+    from fhir_adapter.store import open_store
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    opened = open_store(str(tmp_path / "bad.db"))
+    try:
+        with pytest.raises(InputError) as caught:
+            load_files("adverse-events", [_ae_rows(tmp_path, bad_row=True)], store=opened,
+                       parallel=True, study="CDISCPILOT01")
+        assert [(e.row, e.field_name) for e in caught.value.rows] == [(7, "USUBJID")]
+        assert opened.search(SearchQuery("AdverseEvent", "R4", [])).total == 0
+    finally:
+        opened.close()
+
+
+@pytest.mark.parametrize("failing", ["R4", "R5"])
+def test_parallel_adverse_event_load_stops_when_either_process_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """A failure in the process that reads the file (R4) or in the one it passes the records
+    to (R5), past the first relay batches: the load raises it, writes nothing, and neither
+    process is left waiting on the other."""
+    from fhir_adapter import parallel
+    from fhir_adapter.pipeline import adverse_events
+    from fhir_adapter.store import open_store
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(parallel, "BATCH", 8)
+    real = adverse_events.validate
+    seen = [0]
+
+    def failing_late(resource: dict, version: str, **options: Any) -> Any:
+        seen[0] += 1
+        if version == failing and seen[0] > 60:
+            raise RuntimeError(f"{version} failed")
+        return real(resource, version, **options)
+
+    monkeypatch.setattr(adverse_events, "validate", failing_late)
+    opened = open_store(str(tmp_path / "failing.db"))
+    try:
+        with pytest.raises(RuntimeError, match=f"{failing} failed"):
+            load_files("adverse-events", [_ae_rows(tmp_path)], store=opened, parallel=True,
+                       study="CDISCPILOT01")
+        assert opened.search(SearchQuery("AdverseEvent", "R4", [])).total == 0
+    finally:
+        opened.close()
