@@ -91,13 +91,15 @@ def rate(func: Callable[[], int], *, min_seconds: float = 0.0) -> tuple[float, i
 
 @dataclass
 class Finished:
-    """A child process that ran to its end: exit code, wall time, peak RSS, output."""
+    """A child process that ran to its end: exit code, wall time, peak RSS, output, and the
+    CPU time (user + system) of it and of the descendants it waited for."""
 
     returncode: int
     seconds: float
     peak_rss_mib: float
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0
 
 
 def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None,
@@ -124,7 +126,8 @@ def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None,
         out.seek(0)
         err.seek(0)
         return Finished(proc.returncode, seconds, usage.ru_maxrss / 1024,
-                        out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+                        out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                        usage.ru_utime + usage.ru_stime)
 
 
 def die_with_parent() -> None:

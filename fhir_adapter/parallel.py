@@ -15,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import queue as queues
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 BATCH = 200  # resources per message
@@ -44,7 +44,7 @@ class _Relay:
 
 
 def _run(out: Any, make: Callable[..., Any], args: tuple, options: dict[str, Any],
-         reports: bool) -> None:
+         reports: bool, on_error: Callable[[], None] | None) -> None:
     try:
         report = _Relay(out) if reports else None
         batch: list[Any] = []
@@ -57,6 +57,8 @@ def _run(out: Any, make: Callable[..., Any], args: tuple, options: dict[str, Any
             out.put(("items", batch))
         out.put(("done", None))
     except BaseException as exc:  # the parent re-raises it
+        if on_error is not None:
+            on_error()
         try:
             pickle.dumps(exc)
         except Exception:
@@ -64,11 +66,62 @@ def _run(out: Any, make: Callable[..., Any], args: tuple, options: dict[str, Any
         out.put(("error", exc))
 
 
+class Relay:
+    """A one-way channel between two forked children, made in the parent before they fork:
+    the child that reads a source passes its records on in batches (`sender`), the other
+    takes them instead of reading the source again (`receiver`). Each stream ends with a
+    marker that the sender puts also when it fails (its error reaches the parent through
+    its own stream), so the receiver never waits on a sender that stopped."""
+
+    END = "end"
+
+    def __init__(self) -> None:
+        # Unbounded: a sender never waits on a receiver that failed (the parent, reading the
+        # sender's stream, would wait on it in turn). Records are small (~220 bytes pickled)
+        # and the receiver, which reads no file, keeps up.
+        self._queue = multiprocessing.get_context("fork").Queue()
+        self._ended = False
+
+    def sender(self, items: Iterable[Any]) -> Iterator[Any]:
+        """`items`, passed through, each batch of BATCH also sent on; then the end marker."""
+        batch: list[Any] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= BATCH:
+                self._queue.put(batch)
+                batch = []
+            yield item
+        if batch:
+            self._queue.put(batch)
+        self.end()
+
+    def begin(self) -> None:
+        """A new stream (the next file) starts: its end marker is still to send."""
+        self._ended = False
+
+    def end(self) -> None:
+        """The stream's end marker, once (the sender's producer also calls it when it
+        fails)."""
+        if not self._ended:
+            self._ended = True
+            self._queue.put(self.END)
+
+    def receiver(self) -> Iterator[Any]:
+        """The sender's items, up to its end marker."""
+        while (batch := self._queue.get()) != self.END:
+            yield from batch
+
+    def close(self) -> None:
+        self._queue.close()
+        self._queue.join_thread()
+
+
 def in_child(make: Callable[..., Any], *args: Any, report: Any = None,
-             **options: Any) -> ChildStream:
+             on_error: Callable[[], None] | None = None, **options: Any) -> ChildStream:
     """make(*args, report=..., **options), run in a forked child started now; its items, in
-    order. `report` (a pipeline Reporter, or None) gets the child's reports."""
-    return ChildStream(make, args, options, report)
+    order. `report` (a pipeline Reporter, or None) gets the child's reports; `on_error` is
+    called in the child if make fails (before its error travels to the parent)."""
+    return ChildStream(make, args, options, report, on_error)
 
 
 class ChildStream:
@@ -76,11 +129,12 @@ class ChildStream:
     early (an error in the parent), started or not, stops the child."""
 
     def __init__(self, make: Callable[..., Any], args: tuple, options: dict[str, Any],
-                 report: Any) -> None:
+                 report: Any, on_error: Callable[[], None] | None = None) -> None:
         context = multiprocessing.get_context("fork")
         self._out = context.Queue(maxsize=DEPTH)
         self._child = context.Process(target=_run, daemon=True,
-                                      args=(self._out, make, args, options, report is not None))
+                                      args=(self._out, make, args, options, report is not None,
+                                            on_error))
         self._child.start()
         self._finished = False
         self._stopped = False

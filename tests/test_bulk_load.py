@@ -80,8 +80,10 @@ json_values = st.recursive(
        rest=st.dictionaries(st.text(max_size=6), json_values, max_size=4))
 def test_meta_spliced_into_bytes_equals_reserialising(rtype: str, rid: str,
                                                       rest: dict[str, Any]) -> None:
+    # A meta that is not an object never reaches the store (validation refuses it first).
     resource = {"resourceType": rtype, "id": rid,
-                **{k: v for k, v in rest.items() if k not in ("resourceType", "id")}}
+                **{k: v for k, v in rest.items() if k not in ("resourceType", "id")
+                   and (k != "meta" or isinstance(v, dict))}}
     plain = canonical.dumps(resource)
     assert (canonical.with_meta_bytes(plain, resource, 4, "2026-11-25T00:00:00Z")
             == canonical.dumps(canonical.with_meta(resource, rid, 4, "2026-11-25T00:00:00Z")))
@@ -541,3 +543,222 @@ def test_sqlite_inserts_rows_in_statements_of_several(tmp_path: Path, count: int
     mixed = [("y",) * 9, ("y",) * 7, *[("y",) * 8] * (bulk.SQLITE_ROWS - 2)]
     with pytest.raises(sqlite3.ProgrammingError):
         bulk._insert(conn.cursor(), "sqlite", "idx_token", mixed)
+
+
+# -- PostgreSQL: search indexes built after a load into an empty store -------------------
+
+def _pg_indexes(opened: SqlStore) -> list[tuple[str, str]]:
+    with opened.engine.connect() as conn:
+        return sorted(conn.exec_driver_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename LIKE 'idx_%%'").fetchall())
+
+
+def test_postgres_load_into_an_empty_store_builds_its_indexes_at_the_end() -> None:
+    """The index tables' b-trees are dropped in the load's transaction and built by its end:
+    mid-load they are gone, afterwards every one is back as the schema makes it, and the
+    searches use them. A load into a store that holds resources keeps them throughout."""
+    from store_backends import new_postgres_database
+
+    from fhir_adapter.store import open_store
+
+    with new_postgres_database() as url:
+        opened = open_store(url)
+        try:
+            schema = _pg_indexes(opened)
+            assert len(schema) == 16
+            seen: list[int] = []
+
+            def stream() -> Any:
+                yield patient("q1", "male")
+                yield patient("q2", "female")
+                seen.append(len(_index_names(tx)))  # mid-load, on the load's connection
+                yield patient("q1", "other")  # updated in the same load: by-resource built
+                for n in range(1200):  # more than one batch
+                    yield patient(f"r{n}", "male")
+
+            with opened.transaction(bulk=True) as tx:
+                outcomes = [o for _, o in tx.bulk_upsert(stream())]
+            assert outcomes[:3] == ["created", "created", "updated"] and len(outcomes) == 1203
+            assert seen == [0]  # the first batch was written with every index dropped
+            assert _pg_indexes(opened) == schema
+            found = opened.search(SearchQuery("Patient", "R5", [("gender", "other")]))
+            assert [m.id for m in found.matches] == ["q1"]
+            assert opened.search(SearchQuery("Patient", "R4", [("gender", "male")])).total == 1200
+            with opened.transaction(bulk=True) as tx:  # the store holds resources now
+                assert list(tx.bulk_upsert([patient("q3", "male")])) == [("Patient", "created")]
+                assert len(_index_names(tx)) == 16
+        finally:
+            opened.close()
+
+
+def _index_names(tx: SqlStore) -> list[str]:
+    assert tx._conn is not None
+    return list(tx._conn.exec_driver_sql(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename LIKE 'idx_%%'").scalars())
+
+
+_KILLED_PG_LOAD = """
+import os, sys
+from fhir_adapter.store import open_store
+store = open_store(sys.argv[1])
+def patients():
+    for n in range(3000):
+        yield {v: {"resourceType": "Patient", "id": f"k{n}", "gender": "male"}
+               for v in ("R4", "R5")}
+with store.transaction(bulk=True) as tx:
+    for _ in tx.bulk_upsert(patients()):
+        pass
+    os._exit(9)  # killed before the commit, its indexes dropped
+"""
+
+
+def test_a_killed_postgres_load_leaves_the_store_as_it_was() -> None:
+    from store_backends import new_postgres_database
+
+    from fhir_adapter.store import open_store
+
+    with new_postgres_database() as url:
+        opened = open_store(url)
+        schema = _pg_indexes(opened)
+        opened.close()
+        done = subprocess.run([sys.executable, "-c", _KILLED_PG_LOAD, url],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 9, done.stderr
+        reopened = open_store(url)
+        try:
+            assert reopened.search(SearchQuery("Patient", "R4", [])).total == 0
+            assert _pg_indexes(reopened) == schema  # the drop rolled back with the rows
+            with reopened.transaction(bulk=True) as tx:
+                list(tx.bulk_upsert([patient("k1", "female")]))
+            assert reopened.search(SearchQuery("Patient", "R5", [("gender", "female")])
+                                   ).total == 1
+        finally:
+            reopened.close()
+
+
+# -- adverse events: the R4 process parses the file once and passes the records to R5 ----
+
+def _ae_rows(tmp_path: Path, *, bad_row: bool = False) -> Path:
+    """The pilot slice's AE rows repeated under new subjects (several relay batches), and a
+    row without USUBJID when `bad_row`."""
+    from conftest import fixture_path
+
+    lines = fixture_path("sdtm", "cdiscpilot01-slice", "ae.csv").read_text(
+        "utf-8").splitlines()
+    head, rows = lines[0], lines[1:]
+    column = head.split(",").index("USUBJID")
+    out = [head]
+    for copy in range(4):
+        for row in rows:
+            cells = row.split(",")
+            cells[column] = f"{cells[column]}-{copy}"
+            out.append(",".join(cells))
+    if bad_row:
+        cells = out[7].split(",")
+        cells[column] = ""
+        out[7] = ",".join(cells)
+    path = tmp_path / "ae.csv"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def _contents(opened: SqlStore) -> list[tuple]:
+    with opened.engine.connect() as conn:
+        bodies = [(t, i, v, canonical.loads(b)) for t, i, v, b in conn.exec_driver_sql(
+            "SELECT res_type, res_id, fhir_version, body FROM resource_bodies "
+            "ORDER BY 1, 2, 3")]
+        tokens = conn.exec_driver_sql("SELECT * FROM idx_token ORDER BY 1, 2, 3, 4, 5, 6, 7"
+                                      ).fetchall()
+    for *_, body in bodies:
+        body["meta"].pop("lastUpdated")
+    return [*bodies, *tokens]
+
+
+def test_parallel_adverse_event_load_parses_once_and_matches_inline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhir_adapter import parallel
+    from fhir_adapter.sources import adverse_event_sdtm
+    from fhir_adapter.store import open_store
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(parallel, "BATCH", 16)  # several relay messages
+    source = _ae_rows(tmp_path)
+    parsed = tmp_path / "parsed"
+    real = adverse_event_sdtm._sdtm_record
+
+    def counted(*args: Any) -> Any:  # each process appends the rows it parsed
+        with open(parsed, "a", encoding="utf-8") as fh:
+            fh.write("row\n")
+        return real(*args)
+
+    monkeypatch.setattr(adverse_event_sdtm, "_sdtm_record", counted)
+    options = {"study": "CDISCPILOT01", "intervention": "Xanomeline"}
+    said: dict[bool, list[str]] = {True: [], False: []}
+    stores = {}
+    for mode in (True, False):
+        parsed.write_text("", encoding="utf-8")
+        stores[mode] = open_store(str(tmp_path / f"{mode}.db"))
+        done = load_files("adverse-events", [source], store=stores[mode], parallel=mode,
+                          warn=said[mode].append, **options)
+        assert str(done) == f"{4 * 51 + 1} created, 0 updated, 0 unchanged"
+        rows = len(parsed.read_text("utf-8").splitlines())
+        assert rows == (4 * 51 if mode else 2 * 4 * 51)  # once, not once per version
+    try:
+        assert said[True] == said[False] and said[True]  # the same warnings and findings
+        assert _contents(stores[True]) == _contents(stores[False])
+    finally:
+        for opened in stores.values():
+            opened.close()
+
+
+def test_parallel_adverse_event_load_of_a_bad_row_writes_nothing(tmp_path: Path) -> None:
+    from fhir_adapter import parallel
+    from fhir_adapter.store import open_store
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    opened = open_store(str(tmp_path / "bad.db"))
+    try:
+        with pytest.raises(InputError) as caught:
+            load_files("adverse-events", [_ae_rows(tmp_path, bad_row=True)], store=opened,
+                       parallel=True, study="CDISCPILOT01")
+        assert [(e.row, e.field_name) for e in caught.value.rows] == [(7, "USUBJID")]
+        assert opened.search(SearchQuery("AdverseEvent", "R4", [])).total == 0
+    finally:
+        opened.close()
+
+
+@pytest.mark.parametrize("failing", ["R4", "R5"])
+def test_parallel_adverse_event_load_stops_when_either_process_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """A failure in the process that reads the file (R4) or in the one it passes the records
+    to (R5), past the first relay batches: the load raises it, writes nothing, and neither
+    process is left waiting on the other."""
+    from fhir_adapter import parallel
+    from fhir_adapter.pipeline import adverse_events
+    from fhir_adapter.store import open_store
+
+    if not parallel.available():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(parallel, "BATCH", 8)
+    real = adverse_events.validate
+    seen = [0]
+
+    def failing_late(resource: dict, version: str, **options: Any) -> Any:
+        seen[0] += 1
+        if version == failing and seen[0] > 60:
+            raise RuntimeError(f"{version} failed")
+        return real(resource, version, **options)
+
+    monkeypatch.setattr(adverse_events, "validate", failing_late)
+    opened = open_store(str(tmp_path / "failing.db"))
+    try:
+        with pytest.raises(RuntimeError, match=f"{failing} failed"):
+            load_files("adverse-events", [_ae_rows(tmp_path)], store=opened, parallel=True,
+                       study="CDISCPILOT01")
+        assert opened.search(SearchQuery("AdverseEvent", "R4", [])).total == 0
+    finally:
+        opened.close()

@@ -6,7 +6,7 @@ needs. Data-quality findings are reported (and tag the event), or refuse the row
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,23 +94,29 @@ def adverse_event_resources(file: Path, version: FhirVersion, report: LoadReport
                             supplemental: Path | None = None, study: str | None = None,
                             timezone: str | None = None, intervention: str | None = None,
                             skip_invalid: bool = False, tally: bool = True,
-                            strict: bool = False, reporter: Reporter | None = None
+                            strict: bool = False, reporter: Reporter | None = None,
+                            records: Iterable[Any] | None = None,
+                            passed_on: Callable[[Iterable[Any]], Iterator[Any]] | None = None
                             ) -> Iterator[dict[str, Any]]:
     """Validated resources of one adverse-event file; bad rows stop the load at the end (so
     every one is reported) unless `skip_invalid`. Findings go to `reporter` and are counted
     in `report`; under `strict` they make the row bad. `tally`: count events, subjects and
     their facts for report.summary (the store loader, which prints no summary, leaves it:
-    ~5% of its mapping)."""
+    ~5% of its mapping). `records`: the file's records as another producer read them (a
+    parallel load parses each file once, parallel.Relay), instead of reading the file;
+    `passed_on` wraps the records read here (that other producer's sender)."""
     from ..mapping.adverse_event import map_adverse_event
     from ..mapping.adverse_event_inverse import safety_facts
     from ..sources.adverse_event import open_adverse_events
 
-    source = open_adverse_events(file, supplemental, study)
-    report.source = source
+    if records is None:
+        source = open_adverse_events(file, supplemental, study)
+        report.source = source
+        records = source.records if passed_on is None else passed_on(source.records)
     shared: set[str] = set()  # the study intervention's Medication: once per output
     events = KeySet(_capacity(file))  # AdverseEvent id -> row: a key given twice is an error
     subject = None  # the last subject counted (a subject's rows usually come together)
-    for item in source.records:
+    for item in records:
         if not isinstance(item, InputError) and item.findings:
             refused = findings_error(item.findings, reporter, strict)
             if refused is not None:

@@ -64,13 +64,26 @@ def _enrollments(paths: list[Path], version: FhirVersion, report: Reporter | Non
 
 
 def _adverse_events(paths: list[Path], version: FhirVersion, report: Reporter | None = None,
-                    **options: Any) -> Iterator[Resource]:
+                    relay: Any = None, relay_role: str | None = None, **options: Any
+                    ) -> Iterator[Resource]:
+    """`relay` (parallel.Relay): a parallel load's two producers read each file once, the
+    "send" one passing its records on to the "receive" one (which reports nothing)."""
     from .adverse_events import LoadReport, adverse_event_resources
 
+    if relay_role == "send":
+        options["passed_on"] = relay.sender
     for path in paths:
         load_report = LoadReport()
-        yield from adverse_event_resources(path, version, load_report, tally=False,
-                                           reporter=report, **options)
+        if relay_role == "send":
+            relay.begin()
+        elif relay_role == "receive":
+            options["records"] = relay.receiver()
+        try:
+            yield from adverse_event_resources(path, version, load_report, tally=False,
+                                               reporter=report, **options)
+        finally:
+            if relay_role == "send":
+                relay.end()  # also when the file failed: the receiver stops waiting
         if report is not None:
             for text in load_report.source.warnings:
                 report.warn(text)

@@ -8,14 +8,15 @@ pipelined executemany cost ~0.1 ms per index row), an executemany UPDATE of the 
 (checked by row count, as single writes check theirs) and a DELETE of their old index rows.
 Content whose hash equals the stored one writes nothing. Statements are plain SQL built once
 per dialect and run on the DB-API cursor: SQLAlchemy's per-call expression building cost more
-than the writes (measured: ~2/3 of a load). On SQLite, index tables that are empty when the
-load starts get their b-trees built at its end (DeferredIndexes).
+than the writes (measured: ~2/3 of a load). Index tables that are empty when the load starts
+(on PostgreSQL: when the store holds no resources) get their b-trees built at its end
+(DeferredIndexes).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from itertools import chain
 from typing import Any, NamedTuple
@@ -36,6 +37,8 @@ SQLITE_CACHE = -65536
 SORT_ROWS = 200_000
 SORT_CACHE = -8192
 SORT_THREADS = 2
+# PostgreSQL's maintenance_work_mem while it builds a load's deferred indexes.
+PG_SORT_MEMORY = "256MB"
 # Rows per INSERT statement on SQLite (VALUES (...), (...), ...). sqlite3's executemany
 # resets, binds and steps once per statement: an 8-column index row took 3.0 us a row one
 # by one and 1.7 us twenty at a time (40 at a time no faster, 100 slower again).
@@ -171,29 +174,41 @@ def _insert(cur: Any, dialect: str, table: str, rows: list[tuple]) -> None:
 
 
 class DeferredIndexes:
-    """SQLite: the search-index b-trees of index tables that are empty when a bulk load
-    starts are dropped, and built once the load's rows are in (CREATE INDEX sorts; row by
-    row, each of ~18 index rows per AE went into 3 b-trees at random places, which grows
-    costlier as they outgrow the cache). All inside the load's transaction: a failed load
-    rolls the drop back, and readers (WAL) see the indexed tables throughout. An update of a
-    resource written earlier in the same load needs the by-resource indexes: they are built
-    then. Not on PostgreSQL, where DROP INDEX would lock readers out until the commit."""
+    """The search-index b-trees of index tables that are empty when a bulk load starts are
+    dropped, and built once the load's rows are in (CREATE INDEX sorts; row by row, each of
+    ~18 index rows per AE went into 3 b-trees at random places, which grows costlier as they
+    outgrow the cache). All inside the load's transaction: a failed load rolls the drop back.
+    An update of a resource written earlier in the same load needs the by-resource indexes:
+    they are built then.
 
-    def __init__(self, cur: Any) -> None:
-        from sqlalchemy.dialects import sqlite
+    SQLite: readers (WAL) see the indexed tables throughout. PostgreSQL: only when the store
+    holds no resources at all, since DROP INDEX locks the table until the commit: a reader
+    of the empty store waits for the load (as a SQLite reader does in rollback-journal mode,
+    sql._one_write) rather than reading nothing. Index maintenance there was per row on the
+    server (100k AEs: ~1.9M index rows into 3 b-trees each); CREATE INDEX sorts, with
+    PostgreSQL's parallel maintenance workers."""
+
+    def __init__(self, cur: Any, dialect: str = "sqlite") -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
         from sqlalchemy.schema import CreateIndex
 
         from .schema import index_tables
 
+        self._dialect = dialect
         # index name -> (its table, its CREATE INDEX), while not built
         self._ddl: dict[str, tuple[str, str]] = {}
+        if dialect == "postgresql":
+            cur.execute("SELECT 1 FROM resources LIMIT 1")
+            if cur.fetchone() is not None:
+                return
+        compiler = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
         for table in index_tables.values():
             cur.execute(f"SELECT 1 FROM {table.name} LIMIT 1")
             if cur.fetchone() is not None:
                 continue
             for index in sorted(table.indexes, key=lambda i: str(i.name)):
                 self._ddl[str(index.name)] = (table.name, str(
-                    CreateIndex(index, if_not_exists=True).compile(dialect=sqlite.dialect())))
+                    CreateIndex(index, if_not_exists=True).compile(dialect=compiler)))
                 cur.execute(f"DROP INDEX IF EXISTS {index.name}")
 
     def by_resource(self, cur: Any) -> None:
@@ -202,15 +217,26 @@ class DeferredIndexes:
             cur.execute(self._ddl.pop(name)[1])
 
     def finish(self, cur: Any) -> None:
-        """Build every index still missing. CREATE INDEX sorts in memory up to the page
-        cache's size: with the load's 64 MiB cache, one run on one thread. The indexes of
-        tables of SORT_ROWS rows or more are built with an 8 MiB cache and two sorting
-        threads: their keys are sorted in runs two at a time, each run small enough for the
-        CPU's caches (1M token rows, side by side: 1.01 s -> 0.56 s an index; without the
-        second thread 0.80 s). Smaller tables sort in one run anyway, and shrinking the cache
-        would only write out and read back their pages (10k AEs: 0.04 s more)."""
+        """Build every index still missing."""
         if not self._ddl:
             return
+        if self._dialect == "postgresql":
+            # Sorts in memory up to maintenance_work_mem (64 MB by default: 100k AEs' token
+            # rows spilled to disk); SET LOCAL ends with the load's transaction.
+            cur.execute(f"SET LOCAL maintenance_work_mem = '{PG_SORT_MEMORY}'")
+            for name in list(self._ddl):
+                cur.execute(self._ddl.pop(name)[1])
+            return
+        self._finish_sqlite(cur)
+
+    def _finish_sqlite(self, cur: Any) -> None:
+        """CREATE INDEX sorts in memory up to the page cache's size: with the load's 64 MiB
+        cache, one run on one thread. The indexes of tables of SORT_ROWS rows or more are
+        built with an 8 MiB cache and two sorting threads: their keys are sorted in runs two
+        at a time, each run small enough for the CPU's caches (1M token rows, side by side:
+        1.01 s -> 0.56 s an index; without the second thread 0.80 s). Smaller tables sort in
+        one run anyway, and shrinking the cache would only write out and read back their
+        pages (10k AEs: 0.04 s more)."""
         rows: dict[str, int] = {}
         for table, _ in self._ddl.values():
             if table not in rows:
@@ -230,6 +256,29 @@ class DeferredIndexes:
         finally:
             cur.execute("PRAGMA threads=0")
             cur.execute(f"PRAGMA cache_size={int(cache)}")
+
+
+def bulk_write(cur: Any, dialect: str, items: Iterable[Prepared],
+               now: Callable[[], str]) -> Iterator[tuple[str, str]]:
+    """Store.bulk_upsert on a DB-API cursor inside the caller's transaction: every batch
+    written, (type, outcome) per item, the deferred indexes built at the end (also when the
+    load stopped early: a transaction is never committed without them)."""
+    cache = None
+    if dialect == "sqlite":  # index b-trees outgrow the 2 MiB default: -20% CPU
+        cur.execute("PRAGMA cache_size")
+        cache = cur.fetchone()[0]
+        cur.execute(f"PRAGMA cache_size={SQLITE_CACHE}")
+    deferred = DeferredIndexes(cur, dialect)
+    try:
+        for batch in batches(items):
+            yield from write_batch(cur, dialect, batch, now(), deferred)
+    finally:
+        try:
+            deferred.finish(cur)
+        finally:
+            if cache is not None:
+                cur.execute(f"PRAGMA cache_size={int(cache)}")
+            cur.close()
 
 
 def _current_rows(cur: Any, dialect: str, rtype: str, ids: list[str]) -> dict[str, tuple]:

@@ -25,16 +25,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..errors import BadRequest, Conflict, PreconditionFailed
 from .base import FhirVersion, SearchQuery, Stored, WriteResult
 from .bulk import (
-    SQLITE_CACHE,
-    DeferredIndexes,
     Prepared,
     add_index_rows,
-    batches,
+    bulk_write,
     prepare,
     prepared,
     represent,
     stored_body,
-    write_batch,
 )
 from .indexing import COLUMNS
 from .reading import Reader
@@ -123,26 +120,8 @@ class SqlStore(Reader):
         Use inside transaction() for all or nothing; a representation that fails validation
         raises as it is pulled."""
         with self._unit(write=True) as conn:
-            dialect = conn.dialect.name
-            cur = conn.connection.cursor()
-            deferred = None
-            if dialect == "sqlite":  # index b-trees outgrow the 2 MiB default: -20% CPU
-                cur.execute("PRAGMA cache_size")
-                cache = cur.fetchone()[0]
-                cur.execute(f"PRAGMA cache_size={SQLITE_CACHE}")
-                deferred = DeferredIndexes(cur)
-            try:
-                for batch in batches(prepared(resources)):
-                    yield from write_batch(cur, dialect, batch,
-                                                instant_text(self._clock()), deferred)
-            finally:
-                try:  # also when the load stopped early: never commit without the indexes
-                    if deferred is not None:
-                        deferred.finish(cur)
-                finally:
-                    if dialect == "sqlite":
-                        cur.execute(f"PRAGMA cache_size={int(cache)}")
-                    cur.close()
+            yield from bulk_write(conn.connection.cursor(), conn.dialect.name,
+                                  prepared(resources), lambda: instant_text(self._clock()))
 
     def delete(self, resource_type: str, id: str) -> Stored | None:
         """Tombstone: a new version marked deleted, index rows removed. None when there was
