@@ -24,7 +24,8 @@ from typing import Any
 
 from . import OUT, ROOT, finish, result, settings
 
-MODULES = ("mapping", "enrollment_stream", "load", "serving", "export", "startup", "dashboard")
+MODULES = ("mapping", "enrollment_stream", "load", "serving", "writes", "export", "startup",
+           "dashboard")
 
 
 def machine() -> dict[str, Any]:
