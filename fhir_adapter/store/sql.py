@@ -213,7 +213,9 @@ class SqlStore(Reader):
         item = write.item
         rtype, rid, digest = item.rtype, item.rid, item.digest
         cur, sql = self._cursor_of(conn)
-        row = current_row(cur, sql, rtype, rid)
+        # A create tries the insert of its new id first: one statement fewer (a round trip
+        # on PostgreSQL); should the id exist, the insert does nothing and the row is read.
+        row = None if must_be_new else current_row(cur, sql, rtype, rid)
         if row is None:
             if if_match is not None:
                 raise PreconditionFailed(f"{rtype}/{rid} does not exist (If-Match {if_match})")
