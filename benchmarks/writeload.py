@@ -121,6 +121,7 @@ def generate(base: str, op: str, work: dict[str, Any], connections: int,
         thread.join()
     seconds = time.perf_counter() - start
     latencies.sort()
+    seconds = max(seconds, 1e-9)
     done = len(latencies) - len(errors)
     return {"requests": done, "seconds": seconds, "rps": done / seconds if seconds else 0.0,
             "errors": len(errors), "first_error": errors[0] if errors else None,
