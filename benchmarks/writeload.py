@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .loadgen import percentile
+from .loadgen import in_threads, percentile
 
 TX_ENTRIES = 3  # creates per transaction Bundle
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -113,13 +113,7 @@ def generate(base: str, op: str, work: dict[str, Any], connections: int,
             created.extend(ids)
             errors.extend(failed)
 
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - start
+    seconds = in_threads(worker, connections)
     latencies.sort()
     seconds = max(seconds, 1e-9)
     done = len(latencies) - len(errors)
