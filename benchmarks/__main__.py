@@ -24,8 +24,8 @@ from typing import Any
 
 from . import OUT, ROOT, finish, result, settings
 
-MODULES = ("mapping", "enrollment_stream", "load", "serving", "serving_tail", "terms", "export",
-           "startup", "dashboard", "chains")
+MODULES = ("mapping", "enrollment_stream", "load", "serving", "serving_tail", "writes", "terms",
+           "export", "startup", "dashboard", "chains")
 
 
 def machine() -> dict[str, Any]:

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +47,17 @@ def percentile(ordered: list[float], p: float) -> float:
         return float("nan")
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def in_threads(worker: Callable[[], None], count: int) -> float:
+    """Run `worker` in `count` threads at once; the seconds until the last one ended."""
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
 
 
 def generate(url: str, connections: int, requests: int, duration: float,
@@ -88,13 +100,7 @@ def generate(url: str, connections: int, requests: int, duration: float,
             latencies.extend(mine)
             errors[0] += failed
 
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - start
+    seconds = in_threads(worker, connections)
     latencies.sort()
     return {"requests": len(latencies), "seconds": seconds, "errors": errors[0],
             "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),

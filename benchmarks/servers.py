@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import OUT, PYTHON, ROOT, child_env, die_with_parent, free_port
 
@@ -104,7 +105,7 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> f
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+            raise RuntimeError(f"the server exited with {process.returncode}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             conn.connect()
@@ -112,7 +113,7 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> f
             return time.perf_counter()
         except OSError:
             time.sleep(0.01)
-    raise RuntimeError(f"gunicorn did not listen on port {port} within {timeout:.0f} s")
+    raise RuntimeError(f"the server did not listen on port {port} within {timeout:.0f} s")
 
 
 def _no_control_socket() -> list[str]:
@@ -126,15 +127,37 @@ def _no_control_socket() -> list[str]:
 
 @contextmanager
 def gunicorn(app: str, setup: Setup, env: dict[str, str] | None = None,
-             timeout: float = 60) -> Iterator[Server]:
-    """Run `app` under gunicorn with `setup` on a free loopback port until the block ends."""
+             timeout: float = 60, cwd: Path | None = None) -> Iterator[Server]:
+    """Run `app` under gunicorn with `setup` on a free loopback port until the block ends
+    (`cwd`: another checkout's folder, whose code it then runs)."""
     port = free_port()
-    OUT.mkdir(parents=True, exist_ok=True)
-    log = open(OUT / f"gunicorn-{port}.log", "wb")  # closed in the finally below
     cmd = [PYTHON, "-m", "gunicorn", *setup.args(), "-b", f"127.0.0.1:{port}",
            "--graceful-timeout", "5", "--timeout", "120", *_no_control_socket(), app]
+    with serve(cmd, port, env, timeout, cwd) as server:
+        yield server
+
+
+@contextmanager
+def uvicorn(app: str, workers: int, env: dict[str, str] | None = None, timeout: float = 90,
+            cwd: Path | None = None, factory: bool = True) -> Iterator[Server]:
+    """Run ASGI `app` under uvicorn with `workers` processes on a free loopback port."""
+    port = free_port()
+    cmd = [PYTHON, "-m", "uvicorn", app, *(["--factory"] if factory else []),
+           "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", "--no-access-log"]
+    with serve(cmd, port, env, timeout, cwd) as server:
+        yield server
+
+
+@contextmanager
+def serve(cmd: list[str], port: int, env: dict[str, str] | None = None,
+          timeout: float = 60, cwd: Path | None = None) -> Iterator[Server]:
+    """Run server command `cmd` (listening on `port`) until the block ends; SIGTERM, then
+    SIGKILL to its own session."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = open(OUT / f"server-{port}.log", "wb")  # closed in the finally below
     started = time.perf_counter()
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd or ROOT,
                                env=child_env(**(env or {})), start_new_session=True,
                                preexec_fn=die_with_parent)
     try:
@@ -142,7 +165,7 @@ def gunicorn(app: str, setup: Setup, env: dict[str, str] | None = None,
         yield Server(f"http://127.0.0.1:{port}", port, process, started, ready)
     except RuntimeError as exc:
         log.flush()
-        tail = (OUT / f"gunicorn-{port}.log").read_bytes()[-600:].decode(errors="replace")
+        tail = (OUT / f"server-{port}.log").read_bytes()[-600:].decode(errors="replace")
         raise RuntimeError(f"{exc}: {tail}") from exc
     finally:
         if process.poll() is None:
@@ -153,7 +176,7 @@ def gunicorn(app: str, setup: Setup, env: dict[str, str] | None = None,
                 os.killpg(process.pid, signal.SIGKILL)  # its own session: only its workers
                 process.wait()
         log.close()
-        (OUT / f"gunicorn-{port}.log").unlink(missing_ok=True)
+        (OUT / f"server-{port}.log").unlink(missing_ok=True)
 
 
 def connections_per_worker(master: int, port: int) -> list[int]:

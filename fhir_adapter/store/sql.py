@@ -19,25 +19,30 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import BadRequest, Conflict, PreconditionFailed
 from .base import FhirVersion, SearchQuery, Stored, WriteResult
 from .bulk import (
-    Prepared,
-    add_index_rows,
     bulk_write,
     prepare,
     prepared,
     represent,
     stored_body,
 )
-from .indexing import COLUMNS
 from .reading import Reader
-from .schema import create_schema, index_tables, locks, make_engine, resource_bodies
-from .schema import resource_versions as versions
-from .schema import resources as res
+from .schema import create_schema, locks, make_engine
+from .single import (
+    Ready,
+    advance,
+    current_row,
+    insert_new,
+    ready,
+    statements,
+    write_deletion,
+    write_version,
+)
 from .values import instant_text
 
 STALE_SHARE = 10  # analyze() after a load that wrote at least 1/10 of the store's resources
@@ -97,21 +102,28 @@ class SqlStore(Reader):
         returned as 'unchanged', several raise PreconditionFailed. Exactly one of concurrent
         equal conditional creates writes."""
         rtype, rid, reps = prepare(resources, new_id=True)
+        write = self._ready(rtype, rid, reps)  # before the unit: nobody waits for this
         with self._unit(write=True) as conn:
             if if_none_exist is not None:
                 names = version or (next(iter(reps)) if len(reps) == 1 else "R4")
                 existing = self._conditional_match(conn, rtype, names, if_none_exist)
                 if existing is not None:
                     return WriteResult(existing, "unchanged")
-            return self._write(conn, rtype, rid, reps, "POST", None, must_be_new=True)
+            return self._write(conn, write, "POST", None, must_be_new=True)
 
     def update(self, resources: Mapping[str, dict[str, Any]], *,
                if_match: int | None = None) -> WriteResult:
         """Create-or-update by type and id; unchanged content keeps the version (and writes
         nothing). `if_match`: the version the caller read, else PreconditionFailed."""
         rtype, rid, reps = prepare(resources, new_id=False)
+        write = self._ready(rtype, rid, reps)
         with self._unit(write=True) as conn:
-            return self._write(conn, rtype, rid, reps, "PUT", if_match, must_be_new=False)
+            return self._write(conn, write, "PUT", if_match, must_be_new=False)
+
+    @staticmethod
+    def _ready(rtype: str, rid: str, reps: dict[str, dict[str, Any]]) -> Ready:
+        return ready(rtype, rid, {v: represent(rtype, rid, v, r)
+                                         for v, r in reps.items()})
 
     def bulk_upsert(self, resources: Iterable[Mapping[str, Any]]
                     ) -> Iterator[tuple[str, str]]:
@@ -127,15 +139,13 @@ class SqlStore(Reader):
         """Tombstone: a new version marked deleted, index rows removed. None when there was
         nothing (or only a tombstone) to delete."""
         with self._unit(write=True) as conn:
-            row = conn.execute(self._row_query(resource_type, id)).first()
-            if row is None or row.version_id == 0 or row.deleted:
+            cur, sql = self._cursor_of(conn)
+            row = current_row(cur, sql, resource_type, id)
+            if row is None or row[0] == 0 or row[1]:
                 return None
-            new, now = row.version_id + 1, instant_text(self._clock())
-            self._advance(conn, resource_type, id, row.version_id, new, now, None, True)
-            conn.execute(insert(versions).values(
-                res_type=resource_type, res_id=id, version_id=new, last_updated=now,
-                method="DELETE", deleted=True))
-            self._unindex(conn, resource_type, id)
+            new, now = row[0] + 1, instant_text(self._clock())
+            self._advance(cur, sql, resource_type, id, row[0], new, now, None, True)
+            write_deletion(cur, sql, resource_type, id, new, now)
         return Stored(resource_type, id, new, now, True, {}, "DELETE")
 
     def analyze(self, written: int | None = None) -> None:
@@ -172,67 +182,52 @@ class SqlStore(Reader):
                                      "resources; it must match at most one")
         return self._read(conn, rtype, found.matches[0].id) if found.matches else None
 
-    def _row_query(self, rtype: str, rid: str) -> Any:
-        return (select(res.c.version_id, res.c.deleted, res.c.content_hash, res.c.last_updated)
-                .where(res.c.res_type == rtype, res.c.res_id == rid).with_for_update())
+    @staticmethod
+    def _cursor_of(conn: Connection) -> tuple[Any, dict[str, str]]:
+        """The unit's DB-API cursor and the single-write statements of its dialect."""
+        return conn.connection.cursor(), statements(conn.dialect.name)
 
-    def _write(self, conn: Connection, rtype: str, rid: str, reps: dict[str, dict[str, Any]],
-               method: str, if_match: int | None, must_be_new: bool) -> WriteResult:
-        item = Prepared(rtype, rid, {v: represent(rtype, rid, v, r)
-                                          for v, r in reps.items()})
-        digest = item.digest
-        row = conn.execute(self._row_query(rtype, rid)).first()
+    def _write(self, conn: Connection, write: Ready, method: str,
+               if_match: int | None, must_be_new: bool) -> WriteResult:
+        item = write.item
+        rtype, rid, digest = item.rtype, item.rid, item.digest
+        cur, sql = self._cursor_of(conn)
+        # A create tries the insert of its new id first: one statement fewer (a round trip
+        # on PostgreSQL); should the id exist, the insert does nothing and the row is read.
+        row = None if must_be_new else current_row(cur, sql, rtype, rid)
         if row is None:
             if if_match is not None:
                 raise PreconditionFailed(f"{rtype}/{rid} does not exist (If-Match {if_match})")
-            conn.execute(self._insert_ignore(conn, res).values(
-                res_type=rtype, res_id=rid, version_id=0, deleted=True, last_updated=""))
-            row = conn.execute(self._row_query(rtype, rid)).one()
-        current = row.version_id
-        exists = current > 0 and not row.deleted
+            now = instant_text(self._clock())
+            if insert_new(cur, sql, rtype, rid, False, now, digest):
+                bodies = write_version(cur, sql, write, 1, now, method, reindex=False)
+                return WriteResult(Stored(rtype, rid, 1, now, False, bodies, method),
+                                   "created")
+            row = current_row(cur, sql, rtype, rid)  # a concurrent creator committed it
+        current, deleted, content_hash, last_updated = row
+        exists = current > 0 and not deleted
         if must_be_new and exists:
             raise Conflict(f"{rtype}/{rid} already exists")
         if if_match is not None and if_match != current:
             raise PreconditionFailed(
                 f"{rtype}/{rid} is at version {current}, not {if_match}",
                 headers={"ETag": f'W/"{current}"'} if current else None)
-        if exists and row.content_hash == digest:  # same content: the stored bytes, rebuilt
-            same = {v: stored_body(rep, current, row.last_updated)
+        if exists and content_hash == digest:  # same content: the stored bytes, rebuilt
+            same = {v: stored_body(rep, current, last_updated)
                     for v, rep in item.reps.items()}
-            return WriteResult(Stored(rtype, rid, current, row.last_updated, False, same),
+            return WriteResult(Stored(rtype, rid, current, last_updated, False, same),
                                "unchanged")
         new, now = current + 1, instant_text(self._clock())
-        self._advance(conn, rtype, rid, current, new, now, digest, False)
-        conn.execute(insert(versions).values(res_type=rtype, res_id=rid, version_id=new,
-                                             last_updated=now, method=method, deleted=False))
-        bodies = {v: stored_body(rep, new, now) for v, rep in item.reps.items()}
-        conn.execute(insert(resource_bodies), [
-            {"res_type": rtype, "res_id": rid, "version_id": new, "fhir_version": v, "body": b}
-            for v, b in bodies.items()])
-        if current:
-            self._unindex(conn, rtype, rid)
-        index: dict[str, list[tuple]] = {table: [] for table in index_tables}
-        for rep in item.reps.values():
-            add_index_rows(index, rep)
-        for table, rows in index.items():
-            if rows:
-                conn.execute(insert(index_tables[table]),
-                             [dict(zip(COLUMNS[table], r, strict=False)) for r in rows])
+        self._advance(cur, sql, rtype, rid, current, new, now, digest, False)
+        bodies = write_version(cur, sql, write, new, now, method, reindex=current > 0)
         stored = Stored(rtype, rid, new, now, False, bodies, method)
         return WriteResult(stored, "updated" if exists else "created")
 
-    def _advance(self, conn: Connection, rtype: str, rid: str, current: int, new: int,
-                 now: str, digest: str | None, deleted: bool) -> None:
-        done = conn.execute(
-            update(res).where(res.c.res_type == rtype, res.c.res_id == rid,
-                              res.c.version_id == current)
-            .values(version_id=new, deleted=deleted, last_updated=now, content_hash=digest))
-        if done.rowcount != 1:  # another writer got there first
+    @staticmethod
+    def _advance(cur: Any, sql: dict[str, str], rtype: str, rid: str, current: int,
+                 new: int, now: str, digest: str | None, deleted: bool) -> None:
+        if not advance(cur, sql, rtype, rid, current, new, now, digest, deleted):
             raise PreconditionFailed(f"{rtype}/{rid} changed concurrently; read it again")
-
-    def _unindex(self, conn: Connection, rtype: str, rid: str) -> None:
-        for table in index_tables.values():
-            conn.execute(delete(table).where(table.c.res_type == rtype, table.c.res_id == rid))
 
 
 @contextmanager

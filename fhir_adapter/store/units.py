@@ -16,6 +16,7 @@ from .schema import resource_bodies as body
 from .schema import resource_versions as versions
 from .schema import resources as res
 from .values import date_range, epoch_to_instant
+from .writers import queue_for
 
 
 def body_join(version: FhirVersion | None = None) -> Any:
@@ -64,14 +65,22 @@ class Units:
     def __init__(self, engine: Engine, conn: Connection | None = None) -> None:
         self.engine = engine
         self._conn = conn
+        # SQLite: write units queue for their turn (writers.py); PostgreSQL's writers run
+        # at once and their commits share WAL flushes.
+        self._writers = (queue_for(engine.url.database) if engine.dialect.name == "sqlite"
+                         else None)
 
     @contextmanager
     def _unit(self, write: bool = False) -> Iterator[Connection]:
         if self._conn is not None:
             yield self._conn
             return
+        queue = self._writers if write else None
         with self.engine.connect() as conn:
-            if write:
-                conn.execution_options(fhir_write=True)  # SQLite: BEGIN IMMEDIATE
-            with conn.begin():
+            if queue is None:
+                with conn.begin():
+                    yield conn
+                return
+            conn.execution_options(fhir_write=True)  # SQLite: BEGIN IMMEDIATE
+            with queue.turn(), conn.begin():  # the turn is given back after the commit
                 yield conn

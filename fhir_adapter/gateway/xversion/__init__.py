@@ -23,7 +23,7 @@ examples, our goldens); `convert_checked` proves it for each write.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from ...errors import Issue
@@ -32,6 +32,7 @@ from ...validation import FhirVersion, resource_types, validate
 from . import placeholders, rules
 from .extensions import NotRepresentable, pack, restore
 from .schema import (
+    LOOKUPS,
     choice_base,
     codes,
     element_type,
@@ -56,6 +57,7 @@ def _map_path(path: str, table: dict[str, str]) -> str:
     return path
 
 
+@lru_cache(maxsize=LOOKUPS)
 def _owner(version: FhirVersion, path: str) -> str | None:
     steps = path.split(".")
     owner: str | None = steps[0]

@@ -3,12 +3,15 @@ it repeats, its required codes, and which types an extension's value[x] can hold
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from ...fhirversion import FhirVersion, definitions
 
 RELEASE = {"R4": "4.0", "R5": "5.0"}
+# The lookups below run ~280 times per converted resource (~30% of a conversion): their
+# answers are remembered, bounded, as the names asked about come from clients' JSON keys.
+LOOKUPS = 8192
 
 
 def xver_prefix(version: FhirVersion) -> str:
@@ -22,6 +25,7 @@ def properties(version: FhirVersion, owner: str) -> dict[str, dict[str, Any]]:
     return definitions(version).get(owner, {}).get("properties", {})
 
 
+@lru_cache(maxsize=LOOKUPS)
 def element_type(version: FhirVersion, owner: str | None, name: str) -> str | None:
     """The FHIR type of property `name` of `owner` ('code' for inline enums)."""
     spec = properties(version, owner).get(name) if owner else None
@@ -44,18 +48,21 @@ _PRIMITIVES = ("base64Binary", "unsignedInt", "positiveInt", "canonical", "integ
                "date", "time", "code", "uuid", "url", "uri", "oid", "id")
 
 
+@lru_cache(maxsize=LOOKUPS)
 def repeats(version: FhirVersion, owner: str | None, name: str) -> bool:
     """Is property `name` of `owner` a list?"""
     spec = properties(version, owner).get(name) if owner else None
     return bool(spec and spec.get("type") == "array")
 
 
-def codes(version: FhirVersion, owner: str | None, name: str) -> list[str] | None:
+@lru_cache(maxsize=LOOKUPS)
+def codes(version: FhirVersion, owner: str | None, name: str) -> tuple[str, ...] | None:
     """The allowed codes of a required-binding property (None: any value of its type)."""
     spec = properties(version, owner).get(name) if owner else None
     if not spec:
         return None
-    return spec.get("enum") or spec.get("items", {}).get("enum")
+    found = spec.get("enum") or spec.get("items", {}).get("enum")
+    return tuple(found) if found is not None else None  # remembered: not to be changed
 
 
 def is_primitive(type_name: str | None) -> bool:
