@@ -130,6 +130,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+def insert_sql(table: str, p: str, rows: int = 1) -> str:
+    """INSERT of `rows` rows of every column of `table` (COLUMNS), parameter style `p`."""
+    names = COLUMNS[table]
+    row = f"({', '.join([p] * len(names))})"
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES " + ", ".join([row] * rows)
+
+
 @cache
 def statements(dialect: str) -> dict[str, str]:
     """The bulk statements in the driver's parameter style (sqlite3 ?, psycopg %s)."""
@@ -143,10 +150,8 @@ def statements(dialect: str) -> dict[str, str]:
         if dialect == "postgresql":  # COPY: one round trip per table and batch
             out[table] = f"COPY {table} ({', '.join(names)}) FROM STDIN"
         else:
-            head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-            row = f"({', '.join([p] * len(names))})"
-            out[table] = head + row
-            out[f"{table}*"] = head + ", ".join([row] * SQLITE_ROWS)
+            out[table] = insert_sql(table, p)
+            out[f"{table}*"] = insert_sql(table, p, SQLITE_ROWS)
     for table in EXTRACTORS:
         out[f"unindex_{table}"] = f"DELETE FROM idx_{table} WHERE res_type = {p} AND res_id = {p}"
     return out

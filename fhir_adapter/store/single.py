@@ -20,7 +20,8 @@ from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import Any
 
-from .bulk import Prepared, Rep, add_index_rows, stored_body
+from .bulk import Prepared, Rep, add_index_rows, insert_sql, stored_body
+from .bulk import statements as bulk_statements
 from .indexing import COLUMNS, EXTRACTORS
 
 _RES = "version_id, deleted, content_hash, last_updated"
@@ -28,9 +29,11 @@ _RES = "version_id, deleted, content_hash, last_updated"
 
 @cache
 def statements(dialect: str) -> dict[str, str]:
-    """The single-write statements in the driver's parameter style (sqlite3 ?, psycopg %s)."""
+    """The single-write statements in the driver's parameter style (sqlite3 ?, psycopg %s):
+    the bulk module's, with INSERTs where a bulk load of PostgreSQL uses COPY."""
     p = "%s" if dialect == "postgresql" else "?"
     lock = " FOR UPDATE" if dialect == "postgresql" else ""  # SQLite: BEGIN IMMEDIATE
+    shared = bulk_statements(dialect)
     out = {
         "row": f"SELECT {_RES} FROM resources WHERE res_type = {p} AND res_id = {p}{lock}",
         # A new id goes in at its first version; a concurrent creator of the same id makes
@@ -38,19 +41,13 @@ def statements(dialect: str) -> dict[str, str]:
         "new": f"INSERT INTO resources (res_type, res_id, version_id, deleted, last_updated, "
                f"content_hash) VALUES ({p}, {p}, 1, {p}, {p}, {p}) "
                "ON CONFLICT (res_type, res_id) DO NOTHING",
-        "advance": f"UPDATE resources SET version_id = {p}, deleted = {p}, last_updated = {p}, "
-                   f"content_hash = {p} WHERE res_type = {p} AND res_id = {p} "
-                   f"AND version_id = {p}",
-        "version": f"INSERT INTO resource_versions (res_type, res_id, version_id, "
-                   f"last_updated, method, deleted) VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
-        "body": f"INSERT INTO resource_bodies (res_type, res_id, version_id, fhir_version, "
-                f"body) VALUES ({p}, {p}, {p}, {p}, {p})",
+        "advance": shared["update_res"],
+        "version": insert_sql("resource_versions", p),
+        "body": insert_sql("resource_bodies", p),
     }
-    for table, columns in COLUMNS.items():
-        out[f"index_{table}"] = (f"INSERT INTO idx_{table} ({', '.join(columns)}) VALUES "
-                                 f"({', '.join([p] * len(columns))})")
-        out[f"unindex_{table}"] = (f"DELETE FROM idx_{table} WHERE res_type = {p} "
-                                   f"AND res_id = {p}")
+    for table in EXTRACTORS:
+        out[f"index_{table}"] = insert_sql(f"idx_{table}", p)
+        out[f"unindex_{table}"] = shared[f"unindex_{table}"]
     return out
 
 

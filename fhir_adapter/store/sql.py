@@ -122,8 +122,7 @@ class SqlStore(Reader):
 
     @staticmethod
     def _ready(rtype: str, rid: str, reps: dict[str, dict[str, Any]]) -> Ready:
-        return ready(rtype, rid, {v: represent(rtype, rid, v, r)
-                                         for v, r in reps.items()})
+        return ready(rtype, rid, {v: represent(rtype, rid, v, r) for v, r in reps.items()})
 
     def bulk_upsert(self, resources: Iterable[Mapping[str, Any]]
                     ) -> Iterator[tuple[str, str]]:
