@@ -60,6 +60,24 @@ def in_threads(worker: Callable[[], None], count: int) -> float:
     return time.perf_counter() - start
 
 
+def exchange(conn: http.client.HTTPConnection, method: str, path: str,
+             headers: dict[str, str], body: bytes | None = None
+             ) -> tuple[http.client.HTTPResponse, bytes]:
+    """One request on a keep-alive connection and its whole answer. The connection is closed
+    when the server says so or the exchange fails (then OSError / HTTPException propagates):
+    the next request() reconnects."""
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        answer = response.read()
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        raise
+    if response.getheader("Connection", "").lower() == "close":
+        conn.close()
+    return response, answer
+
+
 def generate(url: str, connections: int, requests: int, duration: float,
              headers: dict[str, str] | None = None) -> dict[str, Any]:
     """Drive `url` from `connections` threads; latencies of every completed request."""
@@ -83,17 +101,11 @@ def generate(url: str, connections: int, requests: int, duration: float,
                 left[0] -= 1
             start = time.perf_counter()
             try:
-                conn.request("GET", target, headers=sent)
-                response = conn.getresponse()
-                response.read()
-                if response.status >= 300:
-                    failed += 1
-                if response.getheader("Connection", "").lower() == "close":
-                    conn.close()  # the next request() reconnects
+                response, _ = exchange(conn, "GET", target, sent)
             except (OSError, http.client.HTTPException):
                 failed += 1
-                conn.close()
                 continue
+            failed += response.status >= 300
             mine.append((time.perf_counter() - start) * 1000)
         conn.close()
         with lock:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .loadgen import in_threads, percentile
+from .loadgen import exchange, in_threads, percentile
 
 TX_ENTRIES = 3  # creates per transaction Bundle
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -92,20 +92,15 @@ def generate(base: str, op: str, work: dict[str, Any], connections: int,
                 next_item[0] += 1
             start = time.perf_counter()
             try:
-                conn.request(method, path, body=body or None, headers=HEADERS)
-                response = conn.getresponse()
-                answer = response.read()
-                if response.status >= 300:
-                    failed.append(f"{response.status} {answer[:300]!r}")
-                elif op == "create":
-                    ids.append(response.getheader("Location", "").split(
-                        "/AdverseEvent/", 1)[-1].split("/", 1)[0])
-                if response.getheader("Connection", "").lower() == "close":
-                    conn.close()
+                response, answer = exchange(conn, method, path, HEADERS, body or None)
             except (OSError, http.client.HTTPException) as exc:
                 failed.append(f"{type(exc).__name__}: {exc}")
-                conn.close()
                 continue
+            if response.status >= 300:
+                failed.append(f"{response.status} {answer[:300]!r}")
+            elif op == "create":
+                ids.append(response.getheader("Location", "").split(
+                    "/AdverseEvent/", 1)[-1].split("/", 1)[0])
             mine.append((time.perf_counter() - start) * 1000)
         conn.close()
         with lock:
