@@ -455,7 +455,9 @@ def test_a_bulk_transaction_is_all_or_nothing(store: SqlStore) -> None:
     assert store.read("Patient", "b1").version_id == 1
 
 
-_KILLED_LOAD = """
+# A child that opens the store of argv[1] and bulk-loads 3,000 Patients into it, then (the
+# scripts below) is killed before the commit.
+_LOADER = """
 import os, sys
 from fhir_adapter.store import bulk, open_store
 bulk.SQLITE_CACHE = -64  # 64 KiB: pages spill into the file long before the commit
@@ -464,6 +466,9 @@ def patients():
     for n in range(3000):
         yield {v: {"resourceType": "Patient", "id": f"k{n}", "gender": "male"}
                for v in ("R4", "R5")}
+"""
+
+_KILLED_LOAD = _LOADER + """
 with store.transaction(bulk=True) as tx:
     assert tx._conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
     for _ in tx.bulk_upsert(patients()):
@@ -599,14 +604,7 @@ def _index_names(tx: SqlStore) -> list[str]:
         "AND tablename LIKE 'idx_%%'").scalars())
 
 
-_KILLED_PG_LOAD = """
-import os, sys
-from fhir_adapter.store import open_store
-store = open_store(sys.argv[1])
-def patients():
-    for n in range(3000):
-        yield {v: {"resourceType": "Patient", "id": f"k{n}", "gender": "male"}
-               for v in ("R4", "R5")}
+_KILLED_PG_LOAD = _LOADER + """
 with store.transaction(bulk=True) as tx:
     for _ in tx.bulk_upsert(patients()):
         pass
